@@ -1,0 +1,510 @@
+"""Forward pieces shared by every hf_rec sequential recommender.
+
+Written once and imported by each `modeling_<family>.py` as `from .modeling_common import ...`, so that
+`save_pretrained` exports this file next to the family's file and a saved model loads with
+`trust_remote_code=True` where hf_rec is not installed. Imports only torch and transformers.
+
+Contents, in reading order: output dataclass -> attention mask -> attention / feed-forward / block / encoder
+-> losses -> chunked top-k -> the mixin with `recommend`.
+
+Conventions (see docs/architecture.md): inputs are LEFT-padded (the most recent item is at position -1),
+index 0 is padding, `config.mask_token_id` is the mask token; both are never scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers.activations import ACT2FN
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+
+@dataclass
+class SequentialRecommenderOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): Training loss, set only when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, vocab_size)`, *optional*): Scores of every item for the
+            next position (special ids at -inf), set only when `labels` are not given.
+        hidden_states (`torch.FloatTensor` of shape `(batch_size, seq_len, hidden_size)`): Last encoder layer.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hidden_states: torch.FloatTensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Self-attention blocks (SASRec, BERT4Rec, the text model). Projections are named q/k/v/o_proj and up/down_proj so
+# that LoRA target names are predictable.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def build_attention_mask(attention_mask: torch.Tensor, is_causal: bool, dtype: torch.dtype) -> torch.Tensor:
+    """`[batch, seq]` 1/0 padding mask -> `[batch, 1, seq, seq]` additive mask for the attention interface.
+
+    Every position may always attend to itself, so padding rows are never all-masked (which would give NaN);
+    real positions never see padding, so padding never changes their outputs.
+    """
+    batch_size, seq_len = attention_mask.shape
+    allowed = attention_mask.bool()[:, None, None, :]  # [B, 1, 1, L] keys that are items
+    if is_causal:
+        causal = torch.ones(seq_len, seq_len, dtype=torch.bool, device=attention_mask.device).tril()
+        allowed = allowed & causal  # [B, 1, L, L]
+    eye = torch.eye(seq_len, dtype=torch.bool, device=attention_mask.device)
+    allowed = allowed | eye
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # query/key/value: [B, heads, L, head_dim]
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()  # [B, L, heads, head_dim]
+    return attn_output, attn_weights
+
+
+class RecAttention(nn.Module):
+    """Multi-head self-attention dispatched through transformers' attention interface (SDPA by default)."""
+
+    def __init__(self, config, is_causal: bool):
+        super().__init__()
+        self.config = config
+        self.is_causal = is_causal
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.num_key_value_groups = 1
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, query_states, key_value_states, attention_mask):
+        batch_size, seq_len, _ = query_states.shape
+        shape = (batch_size, seq_len, self.num_heads, self.head_dim)
+        query = self.q_proj(query_states).view(shape).transpose(1, 2)  # [B, heads, L, head_dim]
+        key = self.k_proj(key_value_states).view(shape).transpose(1, 2)
+        value = self.v_proj(key_value_states).view(shape).transpose(1, 2)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation or "sdpa", eager_attention_forward
+        )
+        attn_output, _ = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=False,  # causality is in the explicit mask (it also hides left padding)
+        )
+        return self.o_proj(attn_output.reshape(batch_size, seq_len, -1))
+
+
+class RecFeedForward(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.act_fn = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states):
+        return self.dropout(self.down_proj(self.dropout(self.act_fn(self.up_proj(hidden_states)))))
+
+
+class RecTransformerLayer(nn.Module):
+    """One block; `config.layer_norm_position` picks pre-LN, post-LN (BERT) or SASRec's reference layout."""
+
+    def __init__(self, config, is_causal: bool):
+        super().__init__()
+        self.layer_norm_position = config.layer_norm_position
+        self.attention = RecAttention(config, is_causal=is_causal)
+        self.attention_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = RecFeedForward(config)
+        self.feed_forward_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, attention_mask):
+        if self.layer_norm_position == "post":
+            hidden_states = self.attention_layer_norm(
+                hidden_states + self.dropout(self.attention(hidden_states, hidden_states, attention_mask))
+            )
+            return self.feed_forward_layer_norm(hidden_states + self.feed_forward(hidden_states))
+        if self.layer_norm_position == "paper":
+            # SASRec reference code: normalised queries, raw keys/values, residual from the normalised query.
+            query = self.attention_layer_norm(hidden_states)
+            hidden_states = query + self.dropout(self.attention(query, hidden_states, attention_mask))
+            hidden_states = self.feed_forward_layer_norm(hidden_states)
+            return hidden_states + self.feed_forward(hidden_states)
+        normed = self.attention_layer_norm(hidden_states)
+        hidden_states = hidden_states + self.dropout(self.attention(normed, normed, attention_mask))
+        return hidden_states + self.feed_forward(self.feed_forward_layer_norm(hidden_states))
+
+
+class RecTransformerEncoder(nn.Module):
+    """Stack of blocks; a final LayerNorm for the pre-LN layouts."""
+
+    def __init__(self, config, is_causal: bool):
+        super().__init__()
+        self.is_causal = is_causal
+        self.layers = nn.ModuleList(
+            [RecTransformerLayer(config, is_causal=is_causal) for _ in range(config.num_hidden_layers)]
+        )
+        self.final_layer_norm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            if config.layer_norm_position in ("pre", "paper")
+            else nn.Identity()
+        )
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states, attention_mask):
+        # hidden_states: [B, L, H]; attention_mask: [B, L] with 1 for items
+        mask = build_attention_mask(attention_mask, self.is_causal, hidden_states.dtype)
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training:
+                hidden_states = torch.utils.checkpoint.checkpoint(layer, hidden_states, mask, use_reentrant=False)
+            else:
+                hidden_states = layer(hidden_states, mask)
+        return self.final_layer_norm(hidden_states)
+
+
+def reversed_position_ids(seq_len: int, max_positions: int, device) -> torch.Tensor:
+    """Position 0 is the most recent item: with left padding this is the same for every row and every padded length,
+    so outputs do not depend on how much padding a batch has."""
+    if seq_len > max_positions:
+        raise ValueError(
+            f"input has {seq_len} positions but the model reads at most max_position_embeddings={max_positions}; "
+            "truncate histories to their most recent items"
+        )
+    return torch.arange(seq_len - 1, -1, -1, device=device)
+
+
+def init_recommender_weights(module: nn.Module, std: float, padding_idx: int | None = 0) -> None:
+    """Normal(0, std) for linear and embedding weights, zero biases, unit LayerNorms, a zero padding row."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.GRU,)):
+        for name, param in module.named_parameters():
+            if "weight" in name:
+                nn.init.xavier_uniform_(param)
+            else:
+                nn.init.zeros_(param)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Losses. All take the hidden states at the labelled positions only ([N, H]) and the item table ([V, H]).
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def mask_special_scores(scores: torch.Tensor, special_ids: Sequence[int]) -> torch.Tensor:
+    """Set the columns of special ids to -inf (returns a new tensor)."""
+    scores = scores.clone()
+    scores[..., list(special_ids)] = float("-inf")
+    return scores
+
+
+def sample_negative_ids(
+    num: int, config, device, generator=None, sampling_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Draw `num` item indices from the training items `1 .. mask_token_id - 1`, uniformly or by popularity."""
+    num_items = config.num_train_items
+    if sampling_weights is not None:
+        return torch.multinomial(sampling_weights, num, replacement=True, generator=generator)
+    return torch.randint(1, num_items + 1, (num,), device=device, generator=generator)
+
+
+def recommendation_loss(
+    hidden: torch.Tensor,
+    labels: torch.Tensor,
+    item_embeddings: torch.Tensor,
+    config,
+    sampling_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Loss of predicting `labels` ([N]) from `hidden` ([N, H]) against the item table ([V, H]).
+
+    `config.loss_type`: `ce` (full softmax), `bce` (one uniform negative per position, SASRec paper),
+    `sampled_softmax` (`num_negatives` shared negatives, optional logQ correction) or `gbce` (gSASRec).
+    """
+    loss_type = config.loss_type
+    if loss_type == "ce":
+        logits = mask_special_scores(hidden @ item_embeddings.T, config.special_ids)  # [N, V]
+        return F.cross_entropy(logits.float(), labels)
+
+    positive_logits = (hidden * item_embeddings[labels]).sum(-1)  # [N]
+    if loss_type == "bce":
+        negatives = sample_negative_ids(labels.numel(), config, hidden.device)
+        # A negative that equals the positive is moved to the next item (1/num_items chance; keeps shapes fixed).
+        negatives = torch.where(negatives == labels, negatives % config.num_train_items + 1, negatives)
+        negative_logits = (hidden * item_embeddings[negatives]).sum(-1)
+        return F.binary_cross_entropy_with_logits(
+            positive_logits.float(), torch.ones_like(positive_logits, dtype=torch.float)
+        ) + F.binary_cross_entropy_with_logits(
+            negative_logits.float(), torch.zeros_like(negative_logits, dtype=torch.float)
+        )
+
+    # Shared negatives: one [N, H] x [H, num_negatives] matmul for the whole batch.
+    negatives = sample_negative_ids(config.num_negatives, config, hidden.device, sampling_weights=sampling_weights)
+    negative_logits = hidden @ item_embeddings[negatives].T  # [N, num_negatives]
+    negative_logits = negative_logits.masked_fill(negatives[None, :] == labels[:, None], float("-inf"))
+    if loss_type == "sampled_softmax":
+        if config.logq_correction:
+            if sampling_weights is None:
+                log_q = -math.log(config.num_train_items) + math.log(config.num_negatives)
+                negative_logits = negative_logits - log_q
+            else:
+                probabilities = sampling_weights[negatives] / sampling_weights.sum()
+                negative_logits = negative_logits - torch.log(probabilities * config.num_negatives)[None, :]
+        logits = torch.cat([positive_logits[:, None], negative_logits], dim=1).float()
+        return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long, device=labels.device))
+
+    # gBCE (Petrov & Macdonald, RecSys 2023): BCE with the positive probability raised to the power beta.
+    alpha = config.num_negatives / max(config.num_train_items - 1, 1)
+    beta = alpha * (config.gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+    positive_logits = positive_logits.double()
+    eps = 1e-10
+    positive_probs = torch.clamp(torch.sigmoid(positive_logits), eps, 1 - eps)
+    positive_probs_adjusted = torch.clamp(positive_probs.pow(-beta), 1 + eps, torch.finfo(torch.float64).max)
+    positive_logits = torch.log(torch.clamp(1.0 / (positive_probs_adjusted - 1), eps, torch.finfo(torch.float64).max))
+    positive_loss = F.binary_cross_entropy_with_logits(positive_logits, torch.ones_like(positive_logits))
+    valid = torch.isfinite(negative_logits)
+    negative_loss = F.binary_cross_entropy_with_logits(
+        negative_logits.float().masked_fill(~valid, 0.0), torch.zeros_like(negative_logits, dtype=torch.float),
+        reduction="none",
+    )
+    negative_loss = (negative_loss * valid).sum(-1).mean()
+    # gSASRec averages BCE over the 1 + num_negatives logits of each position.
+    return (positive_loss.float() + negative_loss) / (1 + config.num_negatives)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scoring and top-k over the whole catalogue, chunked over items so that memory stays bounded.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def topk_items(
+    user_embeddings: torch.Tensor,
+    item_embeddings: torch.Tensor,
+    k: int,
+    exclude: Sequence[Sequence[int]] | None = None,
+    special_ids: Sequence[int] = (0,),
+    item_chunk_size: int = 65536,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k items by dot product, never returning special or excluded items.
+
+    Args:
+        user_embeddings (`torch.Tensor` of shape `(num_users, hidden)`)
+        item_embeddings (`torch.Tensor` of shape `(vocab_size, hidden)`)
+        k (`int`): Items per user. Users with fewer rankable items get fewer columns filled: their remaining
+            columns hold index -1 and score -inf.
+        exclude (list of item-index lists, *optional*): Items never to return for each user (e.g. seen items).
+        special_ids: Indices never returned (padding, mask token).
+        item_chunk_size (`int`): Items scored at once; peak memory is `num_users * (item_chunk_size + k)` floats.
+
+    Returns:
+        `(indices, scores)`, each of shape `(num_users, k)`, best first.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    num_users = user_embeddings.shape[0]
+    vocab_size = item_embeddings.shape[0]
+    device = user_embeddings.device
+    excluded_rows, excluded_cols = _exclusion_pairs(exclude, num_users, vocab_size, device)
+    best_scores = torch.full((num_users, k), float("-inf"), device=device)
+    best_indices = torch.full((num_users, k), -1, dtype=torch.long, device=device)
+    for start in range(0, vocab_size, item_chunk_size):
+        stop = min(start + item_chunk_size, vocab_size)
+        scores = (user_embeddings @ item_embeddings[start:stop].T).float()  # [U, chunk]
+        specials = [s - start for s in special_ids if start <= s < stop]
+        if specials:
+            scores[:, specials] = float("-inf")
+        if excluded_rows is not None:
+            in_chunk = (excluded_cols >= start) & (excluded_cols < stop)
+            scores[excluded_rows[in_chunk], excluded_cols[in_chunk] - start] = float("-inf")
+        chunk_indices = torch.arange(start, stop, device=device).expand(num_users, -1)
+        merged_scores = torch.cat([best_scores, scores], dim=1)
+        merged_indices = torch.cat([best_indices, chunk_indices], dim=1)
+        best_scores, positions = merged_scores.topk(min(k, merged_scores.shape[1]), dim=1)
+        best_indices = merged_indices.gather(1, positions)
+    best_indices = best_indices.masked_fill(torch.isinf(best_scores) & (best_scores < 0), -1)
+    return best_indices, best_scores
+
+
+def _exclusion_pairs(exclude, num_users: int, vocab_size: int, device):
+    """Per-user exclusion lists -> flat (row, column) index tensors."""
+    if exclude is None:
+        return None, None
+    if len(exclude) != num_users:
+        raise ValueError(f"exclude has {len(exclude)} rows but there are {num_users} users")
+    rows, cols = [], []
+    for row, items in enumerate(exclude):
+        items = [int(i) for i in items]
+        rows.extend([row] * len(items))
+        cols.extend(items)
+    rows_t = torch.tensor(rows, dtype=torch.long, device=device)
+    cols_t = torch.tensor(cols, dtype=torch.long, device=device)
+    if cols and (int(cols_t.min()) < 0 or int(cols_t.max()) >= vocab_size):
+        raise ValueError(f"exclude holds an item index outside [0, {vocab_size})")
+    return rows_t, cols_t
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The mixin every `*ForSequentialRecommendation` class inherits: one forward tail, one `recommend`.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class SequentialRecommenderMixin:
+    """Shared behaviour of hf_rec's recommendation heads.
+
+    A family implements `encode(input_ids, attention_mask) -> [B, L, H]` (hidden state per position) and
+    `get_item_embeddings() -> [V, H]`; the mixin provides the loss, next-item logits, user embeddings and
+    `recommend`.
+    """
+
+    def set_item_popularity(self, item_counts: torch.Tensor | None) -> None:
+        """Sampling weights for `negative_sampling="popularity"` (item counts in the training data; not saved)."""
+        if item_counts is None:
+            self._sampling_weights = None
+            return
+        weights = torch.as_tensor(item_counts, dtype=torch.float).clone()
+        weights[self.config.special_ids] = 0.0
+        weights[self.config.num_train_items + 1 :] = 0.0
+        self._sampling_weights = weights
+
+    def _sampling_weights_for(self, device):
+        weights = getattr(self, "_sampling_weights", None)
+        if self.config.negative_sampling == "popularity" and weights is None:
+            raise ValueError("negative_sampling='popularity' needs item counts: call model.set_item_popularity(counts)")
+        return None if weights is None else weights.to(device)
+
+    def get_user_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`[B, L]` left-padded histories -> `[B, H]` representation whose dot product with item embeddings scores."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        return self.encode(input_ids, attention_mask)[:, -1]
+
+    def recommendation_output(self, hidden_states: torch.Tensor, labels: torch.Tensor | None):
+        """Shared forward tail: loss at labelled positions, or next-item logits for the last position."""
+        item_embeddings = self.get_item_embeddings()
+        if labels is None:
+            logits = mask_special_scores(hidden_states[:, -1] @ item_embeddings.T, self.config.special_ids)
+            return SequentialRecommenderOutput(logits=logits, hidden_states=hidden_states)
+        positions = labels != -100  # [B, L]
+        loss = recommendation_loss(
+            hidden_states[positions],
+            labels[positions],
+            item_embeddings,
+            self.config,
+            sampling_weights=self._sampling_weights_for(hidden_states.device),
+        )
+        return SequentialRecommenderOutput(loss=loss, hidden_states=hidden_states)
+
+    def histories_to_inputs(self, histories: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lists of item indices -> left-padded `(input_ids, attention_mask)`, each truncated to the most recent
+        items the model reads. Raises on an empty history or an index that is not an item."""
+        max_length = self.max_history_length()
+        vocab_size = self.get_item_embeddings().shape[0]
+        rows = []
+        for row, history in enumerate(histories):
+            history = [int(i) for i in history]
+            if not history:
+                raise ValueError(f"history {row} is empty: a sequential model needs at least one item")
+            bad = [i for i in history if i < 0 or i >= vocab_size or i in self.config.special_ids]
+            if bad:
+                raise ValueError(
+                    f"history {row} holds {bad[:5]}, which are not item indices (valid: 1..{vocab_size - 1} "
+                    f"except special ids {self.config.special_ids})"
+                )
+            rows.append(history[-max_length:])
+        length = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), length), self.config.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for row, history in enumerate(rows):
+            input_ids[row, length - len(history) :] = torch.tensor(history)
+            attention_mask[row, length - len(history) :] = 1
+        return input_ids, attention_mask
+
+    def max_history_length(self) -> int:
+        """Most recent items read from a history (BERT4Rec keeps one position for its mask token)."""
+        return self.config.max_position_embeddings
+
+    @torch.no_grad()
+    def recommend(
+        self,
+        histories: Sequence[Sequence[int]],
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_size: int = 256,
+        item_chunk_size: int = 65536,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k next items for each history.
+
+        Args:
+            histories (list of lists of `int`): Item indices (ItemTokenizer indices), oldest first, any length.
+            k (`int`, defaults to 10): Items per history.
+            exclude_seen (`bool`, defaults to `True`): Never recommend an item already in the history.
+
+        Returns:
+            `(indices, scores)` of shape `(len(histories), k)`, best first; padding and the mask token never
+            appear (index -1 / score -inf only when fewer than `k` items can be recommended).
+        """
+        if isinstance(histories, torch.Tensor):
+            histories = histories.tolist()
+        if len(histories) > 0 and isinstance(histories[0], int):
+            raise ValueError("recommend expects a batch of histories (a list of lists); wrap one history as [history]")
+        if len(histories) == 0:
+            raise ValueError("recommend got no histories")
+        was_training = self.training
+        self.eval()
+        device = self.get_item_embeddings().device
+        item_embeddings = self.get_item_embeddings()
+        all_indices, all_scores = [], []
+        try:
+            for start in range(0, len(histories), batch_size):
+                batch = histories[start : start + batch_size]
+                input_ids, attention_mask = self.histories_to_inputs(batch)
+                user_embeddings = self.get_user_embeddings(input_ids.to(device), attention_mask.to(device))
+                indices, scores = topk_items(
+                    user_embeddings,
+                    item_embeddings,
+                    k,
+                    exclude=[list(h) for h in batch] if exclude_seen else None,
+                    special_ids=self.config.special_ids,
+                    item_chunk_size=item_chunk_size,
+                )
+                all_indices.append(indices.cpu())
+                all_scores.append(scores.cpu())
+        finally:
+            self.train(was_training)
+        return torch.cat(all_indices), torch.cat(all_scores)

@@ -1,0 +1,121 @@
+"""SASRec: Self-Attentive Sequential Recommendation (Kang & McAuley, ICDM 2018, arXiv:1808.09781).
+
+Item embeddings + learned position embeddings -> causal self-attention blocks -> scores through the tied item
+embedding. Departures from the paper, each configurable: positions are counted from the most recent item (so
+left padding never shifts them), and the default loss is full cross-entropy (`loss_type="ce"`, "SASRec+").
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+
+from .configuration_sasrec import SASRecConfig
+from .modeling_common import (
+    RecTransformerEncoder,
+    SequentialRecommenderMixin,
+    init_recommender_weights,
+    reversed_position_ids,
+)
+
+
+class SASRecEmbeddings(nn.Module):
+    """Item embedding (scaled by sqrt(hidden)) + position embedding, dropout, padding zeroed."""
+
+    def __init__(self, config: SASRecConfig):
+        super().__init__()
+        self.item_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.scale = config.hidden_size**0.5 if config.scale_embeddings else 1.0
+        self.max_positions = config.max_position_embeddings
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        position_ids = reversed_position_ids(input_ids.shape[1], self.max_positions, input_ids.device)  # [L]
+        embeddings = self.item_embeddings(input_ids) * self.scale + self.position_embeddings(position_ids)[None]
+        return self.dropout(embeddings) * attention_mask[..., None].to(embeddings.dtype)  # [B, L, H]
+
+
+class SASRecPreTrainedModel(PreTrainedModel):
+    config_class = SASRecConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False
+
+    def _init_weights(self, module):
+        init_recommender_weights(module, self.config.initializer_range)
+
+
+class SASRecModel(SASRecPreTrainedModel):
+    """The SASRec encoder: `[B, L]` item indices -> `[B, L, H]` hidden states (causal)."""
+
+    def __init__(self, config: SASRecConfig):
+        super().__init__(config)
+        self.embeddings = SASRecEmbeddings(config)
+        self.encoder = RecTransformerEncoder(config, is_causal=True)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.item_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.item_embeddings = value
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        hidden_states = self.encoder(self.embeddings(input_ids, attention_mask), attention_mask)
+        return BaseModelOutput(last_hidden_state=hidden_states)
+
+
+class SASRecForSequentialRecommendation(SequentialRecommenderMixin, SASRecPreTrainedModel):
+    """SASRec with its scoring head: the tied item embedding scores every item for the next position."""
+
+    _tied_weights_keys = {"item_head.weight": "model.embeddings.item_embeddings.weight"}
+
+    def __init__(self, config: SASRecConfig):
+        super().__init__(config)
+        self.model = SASRecModel(config)
+        self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def get_output_embeddings(self):
+        return self.item_head
+
+    def get_item_embeddings(self) -> torch.Tensor:
+        return self.item_head.weight  # [V, H], tied to the input item embedding
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask).last_hidden_state
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
+            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The next item at each
+                position, -100 where no loss is taken.
+
+        Returns:
+            [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)`.
+        """
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        hidden_states = self.encode(input_ids, attention_mask)
+        return self.recommendation_output(hidden_states, labels)
+
+
+__all__ = ["SASRecModel", "SASRecPreTrainedModel", "SASRecForSequentialRecommendation"]
