@@ -1,0 +1,92 @@
+"""Batch builders for training: next-item (causal) labels and cloze masking (BERT4Rec).
+
+Both read rows with an `item_ids` list, keep the most recent items, LEFT-pad (the newest item is always at
+position -1, see docs/architecture.md) and return `input_ids`, `attention_mask`, `labels` (-100 = no loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+OBJECTIVES = ("causal", "cloze")
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_token_id: int = 0, fill: int | None = None) -> torch.Tensor:
+    """Left-pad lists of ints into a `[batch, max_len]` tensor (with `fill` instead of the pad id if given)."""
+    value = pad_token_id if fill is None else fill
+    length = max((len(s) for s in sequences), default=0)
+    out = np.full((len(sequences), length), value, dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        if len(seq):
+            out[row, length - len(seq) :] = seq
+    return torch.from_numpy(out)
+
+
+class SequentialCollator:
+    """Training batches for one objective.
+
+    Args:
+        objective (`str`): `"causal"` (every position predicts the next item: SASRec, GRU4Rec, NARM) or `"cloze"`
+            (random positions replaced by the mask token and predicted: BERT4Rec).
+        max_length (`int`): Positions per row; the most recent items are kept.
+        pad_token_id (`int`, defaults to 0)
+        mask_token_id (`int`, *optional*): Required for `"cloze"`.
+        mask_probability (`float`, defaults to 0.2): Cloze masking rate; every row gets at least one mask.
+        seed (`int`, *optional*): Seeds the cloze masking for reproducible batches.
+    """
+
+    def __init__(
+        self,
+        objective: str,
+        max_length: int,
+        pad_token_id: int = 0,
+        mask_token_id: int | None = None,
+        mask_probability: float = 0.2,
+        seed: int | None = None,
+    ):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if objective == "cloze" and mask_token_id is None:
+            raise ValueError("the cloze objective needs mask_token_id (ItemTokenizer.mask_token_id)")
+        if not 0.0 < mask_probability <= 1.0:
+            raise ValueError(f"mask_probability must be in (0, 1], got {mask_probability!r}")
+        if max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {max_length!r}")
+        self.objective = objective
+        self.max_length = max_length
+        self.pad_token_id = pad_token_id
+        self.mask_token_id = mask_token_id
+        self.mask_probability = mask_probability
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def min_length(objective: str) -> int:
+        """Shortest sequence that yields a training signal (causal needs an input and a next item)."""
+        return 2 if objective == "causal" else 1
+
+    def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
+        sequences = [np.asarray(row["item_ids"], dtype=np.int64) for row in rows]
+        if self.objective == "causal":
+            windows = [s[-(self.max_length + 1) :] for s in sequences]
+            if any(len(w) < 2 for w in windows):
+                raise ValueError("causal training rows need at least 2 items; filter shorter rows first")
+            input_ids = left_pad([w[:-1] for w in windows], self.pad_token_id)
+            labels = left_pad([w[1:] for w in windows], fill=-100)
+        else:
+            windows = [s[-self.max_length :] for s in sequences]
+            if any(len(w) < 1 for w in windows):
+                raise ValueError("cloze training rows need at least 1 item; filter empty rows first")
+            masked, label_rows = [], []
+            for window in windows:
+                mask = self.rng.random(len(window)) < self.mask_probability
+                if not mask.any():
+                    mask[self.rng.integers(len(window))] = True
+                masked.append(np.where(mask, self.mask_token_id, window))
+                label_rows.append(np.where(mask, window, -100))
+            input_ids = left_pad(masked, self.pad_token_id)
+            labels = left_pad(label_rows, fill=-100)
+        attention_mask = (input_ids != self.pad_token_id).long()  # the mask token is not padding
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
