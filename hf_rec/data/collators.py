@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+__all__ = ["OBJECTIVES", "SequentialCollator", "left_pad"]
+
 OBJECTIVES = ("causal", "cloze")
 
 

@@ -1,0 +1,108 @@
+"""Leave-one-out splits (docs/architecture.md) built straight from Arrow arrays, and the
+content fingerprint of a set of splits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset, DatasetDict, Features, List, Value
+
+__all__ = ["MIN_SEQUENCE_LENGTH", "SPLIT_FEATURES", "dataset_fingerprint", "leave_one_out_splits"]
+
+#: a user needs a training history (>= 1 item), a validation target and a test target
+MIN_SEQUENCE_LENGTH = 3
+
+SPLIT_FEATURES = Features({"user_id": Value("string"), "item_ids": List(Value("int64")), "target": Value("int64")})
+
+
+def _dataset(user_ids: pa.Array, offsets: np.ndarray, values: np.ndarray, targets: np.ndarray) -> Dataset:
+    item_ids = pa.ListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(values, pa.int64()))
+    item_ids = item_ids.cast(pa.list_(pa.int64()))
+    table = pa.table({"user_id": user_ids, "item_ids": item_ids, "target": pa.array(targets, pa.int64())})
+    return Dataset(table)
+
+
+def leave_one_out_splits(user_ids: Sequence[str], lengths: np.ndarray, items: np.ndarray) -> DatasetDict:
+    """Build ``train`` / ``validation`` / ``test``.
+
+    Args:
+        user_ids: one raw user id per user, in output order.
+        lengths: the sequence length of each user (every one >= 3).
+        items: all item indices, concatenated user by user, each user's items oldest first.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    if len(user_ids) != len(lengths):
+        raise ValueError(f"{len(user_ids)} user ids but {len(lengths)} lengths")
+    if int(lengths.sum()) != len(items):
+        raise ValueError(f"lengths sum to {int(lengths.sum())} but there are {len(items)} items")
+    if len(lengths) and lengths.min() < MIN_SEQUENCE_LENGTH:
+        raise ValueError(f"every user needs at least {MIN_SEQUENCE_LENGTH} interactions for leave-one-out")
+    ends = np.cumsum(lengths)
+    last = ends - 1
+    second_last = ends - 2
+    users = pa.array([str(u) for u in user_ids], pa.string())
+
+    keep_test = np.ones(len(items), dtype=bool)
+    keep_test[last] = False
+    keep_train = keep_test.copy()
+    keep_train[second_last] = False
+
+    zero = np.zeros(1, dtype=np.int64)
+    train_offsets = np.concatenate([zero, np.cumsum(lengths - 2)])
+    test_offsets = np.concatenate([zero, np.cumsum(lengths - 1)])
+    train_values = items[keep_train]
+    test_values = items[keep_test]
+
+    return DatasetDict(
+        {
+            "train": _dataset(users, train_offsets, train_values, np.full(len(lengths), -1, dtype=np.int64)),
+            "validation": _dataset(users, train_offsets, train_values, items[second_last]),
+            "test": _dataset(users, test_offsets, test_values, items[last]),
+        }
+    )
+
+
+def _split_table(ds: Dataset) -> pa.Table:
+    # respects any indices mapping (select / shuffle / filter) so the hash is of what a user sees
+    return ds.with_format("arrow")[:] if len(ds) else ds.data.table.slice(0, 0)
+
+
+def _hash_column(h: "hashlib._Hash", column: pa.ChunkedArray) -> None:
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    typ = col.type
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        lengths = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
+        h.update(b"list")
+        h.update(np.asarray(lengths, dtype="<i8").tobytes())
+        _hash_column(h, pa.chunked_array([col.flatten()], type=typ.value_type))
+    elif pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ):
+        h.update(str(typ).encode())
+        h.update(np.asarray(col.to_numpy(zero_copy_only=False)).astype("<f8" if pa.types.is_floating(typ) else "<i8").tobytes())
+    else:
+        for value in col.to_pylist():
+            b = json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+
+
+def dataset_fingerprint(splits: Mapping[str, Dataset], options: Mapping[str, Any] | None = None) -> str:
+    """sha256 hex digest of the splits' content (split names, columns, values, in order) and the
+    options (JSON with sorted keys). Stable across runs and machines."""
+    h = hashlib.sha256(b"hf_rec.dataset_fingerprint.v1\0")
+    for name in sorted(splits):
+        ds = splits[name]
+        table = _split_table(ds)
+        h.update(f"split:{name}:{table.num_rows}\0".encode())
+        for col_name in sorted(table.column_names):
+            h.update(f"column:{col_name}\0".encode())
+            _hash_column(h, table.column(col_name))
+    h.update(b"options\0")
+    h.update(json.dumps(dict(options or {}), sort_keys=True, ensure_ascii=False, default=str).encode("utf-8"))
+    return h.hexdigest()

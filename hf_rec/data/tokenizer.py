@@ -1,0 +1,371 @@
+"""``ItemTokenizer``: raw item ids (strings) <-> integer indices of every model's item table.
+
+Layout (see docs/architecture.md):
+
+* ``0`` = padding (``pad_token_id``)
+* ``1 .. n`` = the items known at construction, in the order given
+* ``n + 1`` = ``mask_token_id`` (fixed at construction, never moves)
+* ``n + 2, ...`` = items added later with :meth:`ItemTokenizer.add_items` (cold start)
+
+The tokenizer is saved as one JSON file (``item_tokenizer.json``); no pickle is ever used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ItemTokenizer", "TOKENIZER_FILE_NAME", "TOKENIZER_FORMAT_VERSION"]
+
+TOKENIZER_FILE_NAME = "item_tokenizer.json"
+TOKENIZER_FORMAT = "hf_rec.ItemTokenizer"
+TOKENIZER_FORMAT_VERSION = 1
+
+
+def _as_raw_id(value: Any) -> str:
+    """Raw ids are strings; plain integers (incl. numpy integers) are accepted and converted."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"raw item ids must be strings, got the bool {value!r}")
+    try:
+        import numbers
+
+        if isinstance(value, numbers.Integral):
+            return str(int(value))
+    except Exception:  # pragma: no cover - defensive
+        pass
+    raise TypeError(f"raw item ids must be strings (or integers), got {type(value).__name__}: {value!r}")
+
+
+def _check_ids_iterable(values: Any, what: str) -> None:
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{what} takes a sequence of ids, not a single string: pass [{values!r}]")
+
+
+class ItemTokenizer:
+    """Maps raw item ids (strings) to indices and back.
+
+    Args:
+        item_ids: the raw ids of the items, in index order (the first gets index 1).
+        item_texts: optional item texts, either a mapping raw id -> text or a sequence aligned with
+            ``item_ids`` (``None`` entries for items without text).
+        metadata: a JSON-serialisable dict (dataset name, fingerprint, options, report, ...).
+    """
+
+    pad_token_id: int = 0
+
+    def __init__(
+        self,
+        item_ids: Iterable[Any],
+        item_texts: Mapping[str, str | None] | Sequence[str | None] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_ids_iterable(item_ids, "ItemTokenizer")
+        ids = [_as_raw_id(v) for v in item_ids]
+        self._ids: list[str] = []  # index - 1 for base items; added items follow (offset by the mask slot)
+        self._index: dict[str, int] = {}
+        for pos, raw in enumerate(ids):
+            if raw in self._index:
+                raise ValueError(f"duplicate item id {raw!r} (positions {self._index[raw] - 1} and {pos})")
+            self._index[raw] = pos + 1
+            self._ids.append(raw)
+        self._num_base = len(ids)
+        self._texts: dict[int, str] = {}
+        if item_texts is not None:
+            self._set_texts(ids, item_texts, start=1)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def mask_token_id(self) -> int:
+        return self._num_base + 1
+
+    @property
+    def num_items(self) -> int:
+        """Real items, including items added after construction."""
+        return len(self._ids)
+
+    @property
+    def num_added_items(self) -> int:
+        return len(self._ids) - self._num_base
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the item table: pad + items + mask + added items."""
+        return len(self._ids) + 2
+
+    @property
+    def special_ids(self) -> list[int]:
+        return [self.pad_token_id, self.mask_token_id]
+
+    @property
+    def item_ids(self) -> list[str]:
+        """Raw ids of every real item, in index order (base items, then added items)."""
+        return list(self._ids)
+
+    @property
+    def item_indices(self) -> list[int]:
+        """Indices of every real item (base items, then added items)."""
+        return [self._pos_to_index(p) for p in range(len(self._ids))]
+
+    def _pos_to_index(self, pos: int) -> int:
+        return pos + 1 if pos < self._num_base else pos + 2
+
+    def _index_to_pos(self, index: int) -> int:
+        if isinstance(index, bool):
+            raise ValueError(f"item index must be an integer, got {index!r}")
+        try:
+            idx = int(index)
+        except (TypeError, ValueError):
+            raise ValueError(f"item index must be an integer, got {index!r}") from None
+        if idx != index:
+            raise ValueError(f"item index must be an integer, got {index!r}")
+        if idx == self.pad_token_id:
+            raise ValueError(f"index {idx} is the padding id, not an item")
+        if idx == self.mask_token_id:
+            raise ValueError(f"index {idx} is the mask id, not an item")
+        if idx < 0 or idx >= self.vocab_size:
+            raise ValueError(f"index {idx} is out of range (vocab_size={self.vocab_size})")
+        return idx - 1 if idx < self.mask_token_id else idx - 2
+
+    def is_special(self, index: int) -> bool:
+        return int(index) in (self.pad_token_id, self.mask_token_id)
+
+    # --------------------------------------------------------------- texts
+    def _set_texts(self, ids: Sequence[str], texts: Any, start: int) -> None:
+        if isinstance(texts, Mapping):
+            unknown = [k for k in texts if _as_raw_id(k) not in self._index]
+            if unknown:
+                raise ValueError(f"item_texts has {len(unknown)} id(s) that are not items: {unknown[:5]}")
+            for raw, text in texts.items():
+                if text is not None:
+                    self._texts[self._index[_as_raw_id(raw)]] = str(text)
+        else:
+            texts = list(texts)
+            if len(texts) != len(ids):
+                raise ValueError(f"item_texts has {len(texts)} entries but there are {len(ids)} items")
+            for raw, text in zip(ids, texts):
+                if text is not None:
+                    self._texts[self._index[raw]] = str(text)
+
+    @property
+    def item_texts(self) -> dict[int, str]:
+        """Index -> text for the items that have text."""
+        return dict(sorted(self._texts.items()))
+
+    @property
+    def has_texts(self) -> bool:
+        return bool(self._texts)
+
+    def text(self, index: int) -> str | None:
+        """Text of one item (``None`` if it has none); ValueError for special / out-of-range indices."""
+        self._index_to_pos(index)
+        return self._texts.get(int(index))
+
+    def texts(self, indices: Iterable[int]) -> list[str | None]:
+        return [self.text(i) for i in indices]
+
+    # ------------------------------------------------------------ encode / decode
+    def encode(self, raw_ids: Iterable[Any], unknown: str = "error") -> list[int]:
+        """Raw ids -> indices. ``unknown="error"`` raises ValueError naming the unknown ids;
+        ``unknown="ignore"`` drops them."""
+        if unknown not in ("error", "ignore"):
+            raise ValueError(f"unknown must be 'error' or 'ignore', got {unknown!r}")
+        _check_ids_iterable(raw_ids, "encode")
+        out: list[int] = []
+        missing: list[str] = []
+        for value in raw_ids:
+            raw = _as_raw_id(value)
+            idx = self._index.get(raw)
+            if idx is None:
+                missing.append(raw)
+            else:
+                out.append(idx)
+        if missing and unknown == "error":
+            shown = ", ".join(repr(m) for m in missing[:10])
+            more = f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
+            raise ValueError(f"{len(missing)} unknown item id(s): {shown}{more}")
+        return out
+
+    def decode(self, indices: Iterable[int]) -> list[str]:
+        """Indices -> raw ids; ValueError on special or out-of-range indices."""
+        if hasattr(indices, "tolist"):
+            indices = indices.tolist()  # numpy arrays / torch tensors
+        return [self._ids[self._index_to_pos(i)] for i in indices]
+
+    def convert_id_to_index(self, raw_id: Any) -> int:
+        return self.encode([raw_id])[0]
+
+    def convert_index_to_id(self, index: int) -> str:
+        return self._ids[self._index_to_pos(index)]
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __contains__(self, raw_id: object) -> bool:
+        try:
+            return _as_raw_id(raw_id) in self._index
+        except TypeError:
+            return False
+
+    def __repr__(self) -> str:
+        name = self.metadata.get("dataset")
+        extra = f", dataset={name!r}" if name else ""
+        return (
+            f"ItemTokenizer(num_items={self.num_items}, vocab_size={self.vocab_size}, "
+            f"mask_token_id={self.mask_token_id}, texts={len(self._texts)}{extra})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ItemTokenizer):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # mutable (add_items)
+
+    # ---------------------------------------------------------------- cold start
+    def add_items(
+        self,
+        raw_ids: Iterable[Any],
+        texts: Mapping[str, str | None] | Sequence[str | None] | None = None,
+        *,
+        exist_ok: bool = False,
+    ) -> list[int]:
+        """Add new items after the mask id; returns their indices.
+
+        Ids already present raise ValueError unless ``exist_ok=True`` (then their current index is
+        returned and their text, if given, is left unchanged)."""
+        _check_ids_iterable(raw_ids, "add_items")
+        ids = [_as_raw_id(v) for v in raw_ids]
+        if texts is not None and not isinstance(texts, Mapping):
+            texts = list(texts)
+            if len(texts) != len(ids):
+                raise ValueError(f"texts has {len(texts)} entries but {len(ids)} items are being added")
+            texts = dict(zip(ids, texts))
+        seen: set[str] = set()
+        dup = [r for r in ids if r in seen or seen.add(r)]  # type: ignore[func-returns-value]
+        if dup:
+            raise ValueError(f"add_items got duplicate ids: {dup[:10]}")
+        present = [r for r in ids if r in self._index]
+        if present and not exist_ok:
+            raise ValueError(f"{len(present)} item id(s) are already in the tokenizer: {present[:10]} (pass exist_ok=True)")
+        if texts is not None:
+            stray = [k for k in texts if _as_raw_id(k) not in seen]
+            if stray:
+                raise ValueError(f"texts has id(s) that are not being added: {stray[:5]}")
+        out = []
+        for raw in ids:
+            if raw in self._index:
+                out.append(self._index[raw])
+                continue
+            self._ids.append(raw)
+            idx = self._pos_to_index(len(self._ids) - 1)
+            self._index[raw] = idx
+            out.append(idx)
+            if texts is not None and texts.get(raw) is not None:
+                self._texts[idx] = str(texts[raw])
+        return out
+
+    # ------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        texts = [self._texts.get(self._pos_to_index(p)) for p in range(len(self._ids))]
+        return {
+            "format": TOKENIZER_FORMAT,
+            "format_version": TOKENIZER_FORMAT_VERSION,
+            "pad_token_id": self.pad_token_id,
+            "mask_token_id": self.mask_token_id,
+            "num_base_items": self._num_base,
+            "item_ids": list(self._ids),
+            "item_texts": texts if self._texts else None,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> ItemTokenizer:
+        def bad(msg: str) -> ValueError:
+            return ValueError(f"{source}: invalid item tokenizer: {msg}")
+
+        if not isinstance(data, Mapping):
+            raise bad(f"expected a JSON object, got {type(data).__name__}")
+        if data.get("format") != TOKENIZER_FORMAT:
+            raise bad(f"'format' is {data.get('format')!r}, expected {TOKENIZER_FORMAT!r}")
+        version = data.get("format_version")
+        if version != TOKENIZER_FORMAT_VERSION:
+            raise bad(f"unsupported format_version {version!r} (this hf_rec reads version {TOKENIZER_FORMAT_VERSION})")
+        ids = data.get("item_ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise bad("'item_ids' must be a list of strings")
+        num_base = data.get("num_base_items")
+        if not isinstance(num_base, int) or isinstance(num_base, bool) or not 0 <= num_base <= len(ids):
+            raise bad(f"'num_base_items'={num_base!r} is not an integer in [0, {len(ids)}]")
+        if data.get("pad_token_id") != 0:
+            raise bad(f"pad_token_id must be 0, got {data.get('pad_token_id')!r}")
+        if data.get("mask_token_id") != num_base + 1:
+            raise bad(f"mask_token_id must be num_base_items + 1 = {num_base + 1}, got {data.get('mask_token_id')!r}")
+        seen: dict[str, int] = {}
+        for pos, raw in enumerate(ids):
+            if raw in seen:
+                raise bad(f"duplicate item id {raw!r} (positions {seen[raw]} and {pos})")
+            seen[raw] = pos
+        texts = data.get("item_texts")
+        if texts is not None:
+            if not isinstance(texts, list) or len(texts) != len(ids):
+                raise bad("'item_texts' must be null or a list with one entry (string or null) per item")
+            if not all(t is None or isinstance(t, str) for t in texts):
+                raise bad("'item_texts' entries must be strings or null")
+        metadata = data.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise bad("'metadata' must be an object")
+        tok = cls(ids[:num_base], texts[:num_base] if texts is not None else None, metadata=metadata)
+        if len(ids) > num_base:
+            tok.add_items(ids[num_base:], texts[num_base:] if texts is not None else None)
+        return tok
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> str:
+        """Write ``item_tokenizer.json`` into ``save_directory`` atomically; returns the file path."""
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / TOKENIZER_FILE_NAME
+        try:
+            payload = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
+        except TypeError as err:
+            raise TypeError(f"tokenizer metadata is not JSON-serialisable: {err}") from err
+        fd, tmp = tempfile.mkstemp(prefix=".item_tokenizer.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return str(target)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> ItemTokenizer:
+        """Load from a directory holding ``item_tokenizer.json`` or from the file itself."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / TOKENIZER_FILE_NAME
+        if not p.is_file():
+            raise FileNotFoundError(f"no item tokenizer file at {p}")
+        raw = p.read_bytes()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{p}: item tokenizer file is not valid UTF-8 ({err})") from None
+        except json.JSONDecodeError as err:
+            hint = " (the file looks truncated)" if err.pos >= len(raw.rstrip()) else ""
+            raise ValueError(
+                f"{p}: item tokenizer file is not valid JSON{hint}: {err.msg} at line {err.lineno} column {err.colno}"
+            ) from None
+        return cls.from_dict(data, source=str(p))
