@@ -18,6 +18,9 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The loopback Hub server fixtures (hub_server, hub_api, hub_repo_id, hub_offline) for every test module.
+pytest_plugins = ["hub_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HF_REC_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
