@@ -1,0 +1,49 @@
+"""Evaluation: full-catalogue ranking metrics, the sampled protocol, the `Evaluator`, and an
+`evaluate` module. Every metric is a function of the target's 0-based rank (ties give no credit);
+see :mod:`hf_rec.evaluation.metrics`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .evaluator import Evaluator, model_special_ids
+from .metrics import (
+    metrics_from_ranks,
+    rank_targets_by_embeddings,
+    ranking_metrics,
+    target_ranks,
+    topk_by_embeddings,
+)
+from .sampled import sample_negatives, sampled_ranking_metrics, sampled_target_ranks
+
+METRIC_SCRIPT = Path(__file__).resolve().parent / "metric" / "ranking_metrics.py"
+
+
+def load_metric(**kwargs):
+    """``evaluate.load`` of the bundled ranking-metrics module (a local file: no network).
+
+    ``evaluate`` copies the script into ``$HF_HOME/modules`` (``HF_MODULES_CACHE``) and writes its
+    temporary prediction files under ``$HF_HOME/metrics`` unless ``keep_in_memory=True``; both
+    paths are fixed when ``evaluate`` is first imported. Keyword arguments go to ``evaluate.load``.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import evaluate
+
+    return evaluate.load(str(METRIC_SCRIPT), **kwargs)
+
+
+__all__ = [
+    "Evaluator",
+    "METRIC_SCRIPT",
+    "load_metric",
+    "metrics_from_ranks",
+    "model_special_ids",
+    "rank_targets_by_embeddings",
+    "ranking_metrics",
+    "sample_negatives",
+    "sampled_ranking_metrics",
+    "sampled_target_ranks",
+    "target_ranks",
+    "topk_by_embeddings",
+]
