@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.modeling_common import topk_items
+
 __all__ = [
     "METRIC_NAMES",
     "check_ks",
@@ -444,63 +446,17 @@ def topk_by_embeddings(
     item_chunk_size: int = 65536,
     user_chunk_size: int = 512,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` items per user by ``user_emb @ item_emb.T``, merged across item chunks.
+    """Top-``k`` items per user by ``user_emb @ item_emb.T`` (specials and ``exclude`` never returned).
 
-    Special ids (0 always) and each user's ``exclude`` items are never returned.
-
-    Returns ``(indices, scores)``, each ``[U, k']`` with ``k' = min(k, vocab - number of specials)``,
-    sorted by decreasing score (order among equal scores is unspecified). When a user's exclusions
-    leave fewer than ``k'`` rankable items, that row is padded at the end with index ``-1`` and score
-    ``-inf``. Items whose score is ``-inf`` are treated like unrankable ones (they may be reported as
-    ``-1`` padding).
+    The implementation is the models' own (``hf_rec.models.modeling_common.topk_items``, which ``recommend``
+    uses), so evaluation and serving can never disagree. See there for the padding rules.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    if isinstance(k, np.integer):
+        k = int(k)
     u, v, _ = _check_embeddings(user_emb, item_emb)
-    n_users, vocab = u.shape[0], v.shape[0]
-    device = u.device
-    specials = _special_tensor(special_ids, vocab, device)
-    kk = min(int(k), vocab - specials.numel())
-    if kk <= 0:
-        raise ValueError("no rankable item: every item is a special id")
-    rows, cols = exclusion_pairs(exclude, n_users, vocab, None, specials, device)
-    row_bounds = torch.searchsorted(rows, torch.arange(0, n_users + user_chunk_size, user_chunk_size, device=device))
-    out_idx = torch.full((n_users, kk), -1, dtype=torch.long, device=device)
-    out_val = torch.full((n_users, kk), float("-inf"), dtype=u.dtype, device=device)
-    neg_inf = float("-inf")
-    for ci, u0 in enumerate(range(0, n_users, user_chunk_size)):
-        u1 = min(u0 + user_chunk_size, n_users)
-        uc = u[u0:u1]
-        p0, p1 = int(row_bounds[ci]), int(row_bounds[ci + 1])
-        prow, pcol = rows[p0:p1] - u0, cols[p0:p1]
-        order = torch.argsort(pcol)
-        prow, pcol = prow[order], pcol[order]
-        best_val = torch.full((u1 - u0, 0), neg_inf, dtype=u.dtype, device=device)
-        best_idx = torch.full((u1 - u0, 0), -1, dtype=torch.long, device=device)
-        for i0 in range(0, vocab, item_chunk_size):
-            i1 = min(i0 + item_chunk_size, vocab)
-            block = uc @ v[i0:i1].T
-            if bool(torch.isnan(block).any()):
-                raise ValueError("scores contain NaN")
-            sp = specials[(specials >= i0) & (specials < i1)]
-            if sp.numel():
-                block[:, sp - i0] = neg_inf
-            if pcol.numel():
-                a, b = torch.searchsorted(pcol, torch.tensor([i0, i1], device=device)).tolist()
-                if b > a:
-                    block[prow[a:b], pcol[a:b] - i0] = neg_inf
-            cv, ci_ = block.topk(min(kk, i1 - i0), dim=1)
-            best_val = torch.cat([best_val, cv], dim=1)
-            best_idx = torch.cat([best_idx, ci_ + i0], dim=1)
-            if best_val.shape[1] > kk:
-                best_val, sel = best_val.topk(kk, dim=1)
-                best_idx = best_idx.gather(1, sel)
-        invalid = torch.isneginf(best_val)
-        best_idx = best_idx.masked_fill(invalid, -1)
-        n = best_val.shape[1]
-        out_val[u0:u1, :n] = best_val
-        out_idx[u0:u1, :n] = best_idx
-    return out_idx, out_val
+    specials = [] if special_ids is None else [int(s) for s in special_ids]
+    return topk_items(u, v, k, exclude=exclude, special_ids=sorted({0, *specials}),
+                      item_chunk_size=item_chunk_size, user_chunk_size=user_chunk_size)
 
 
 def dcg_weight(rank: int) -> float:

@@ -5,7 +5,7 @@ Written once and imported by each `modeling_<family>.py` as `from .modeling_comm
 `trust_remote_code=True` where hf_rec is not installed. Imports only torch and transformers.
 
 Contents, in reading order: output dataclass -> attention mask -> attention / feed-forward / block / encoder
--> losses -> chunked top-k -> the mixin with `recommend`.
+-> left-padded GRU helper -> losses -> chunked top-k -> the mixin with `recommend`.
 
 Conventions (see docs/architecture.md): inputs are LEFT-padded (the most recent item is at position -1),
 index 0 is padding, `config.mask_token_id` is the mask token; both are never scored.
@@ -201,6 +201,33 @@ def reversed_position_ids(seq_len: int, max_positions: int, device) -> torch.Ten
     return torch.arange(seq_len - 1, -1, -1, device=device)
 
 
+def left_padded_gru(gru: nn.GRU, inputs: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Run a `batch_first` GRU over LEFT-padded inputs without letting it read the padding before the first item.
+
+    Each row is rolled left by its padding count (so it becomes right-padded: items first), the GRU runs over the
+    whole batch (trailing padding cannot change earlier states of a recurrent net), and the outputs are rolled back,
+    so position -1 holds the state after the most recent item. Used by GRU4Rec and NARM.
+
+    Args:
+        gru (`nn.GRU`): Built with `batch_first=True`.
+        inputs (`torch.Tensor` of shape `(batch_size, seq_len, input_size)`): Left-padded input vectors.
+        attention_mask (`torch.Tensor` of shape `(batch_size, seq_len)`): 1 for items, 0 for (left) padding.
+
+    Returns:
+        `torch.Tensor` of shape `(batch_size, seq_len, gru.hidden_size)`: GRU states at the input positions, zero at
+        padding.
+    """
+    batch_size, seq_len, input_size = inputs.shape
+    num_pad = seq_len - attention_mask.sum(dim=1, dtype=torch.long)  # [B]
+    positions = torch.arange(seq_len, device=inputs.device)[None, :]  # [1, L]
+    to_right = (positions + num_pad[:, None]) % seq_len  # right-padded column j reads left-padded column j + pad
+    right_padded = inputs.gather(1, to_right[..., None].expand(-1, -1, input_size))  # [B, L, E]
+    outputs, _ = gru(right_padded)  # [B, L, H]
+    to_left = (positions - num_pad[:, None]) % seq_len
+    outputs = outputs.gather(1, to_left[..., None].expand(-1, -1, outputs.shape[-1]))  # [B, L, H], left-padded
+    return outputs * attention_mask[..., None].to(outputs.dtype)
+
+
 def init_recommender_weights(module: nn.Module, std: float, padding_idx: int | None = 0) -> None:
     """Normal(0, std) for linear and embedding weights, zero biases, unit LayerNorms, a zero padding row."""
     if isinstance(module, nn.Linear):
@@ -320,63 +347,88 @@ def topk_items(
     exclude: Sequence[Sequence[int]] | None = None,
     special_ids: Sequence[int] = (0,),
     item_chunk_size: int = 65536,
+    user_chunk_size: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k items by dot product, never returning special or excluded items.
+    """Top-k items by dot product, never returning special or excluded items, chunked over users and items.
 
     Args:
         user_embeddings (`torch.Tensor` of shape `(num_users, hidden)`)
         item_embeddings (`torch.Tensor` of shape `(vocab_size, hidden)`)
-        k (`int`): Items per user. Users with fewer rankable items get fewer columns filled: their remaining
-            columns hold index -1 and score -inf.
-        exclude (list of item-index lists, *optional*): Items never to return for each user (e.g. seen items).
+        k (`int`): Items per user; at most `vocab_size - len(special_ids)` columns are returned. A user whose
+            exclusions leave fewer rankable items gets index -1 / score -inf in the remaining columns.
+        exclude (list of item-index lists, *optional*): Items never to return for each user (e.g. seen items);
+            negative entries are padding and ignored.
         special_ids: Indices never returned (padding, mask token).
-        item_chunk_size (`int`): Items scored at once; peak memory is `num_users * (item_chunk_size + k)` floats.
+        item_chunk_size, user_chunk_size (`int`): Peak memory is about `user_chunk_size * (item_chunk_size + k)`
+            scores, whatever the catalogue size.
 
     Returns:
-        `(indices, scores)`, each of shape `(num_users, k)`, best first.
+        `(indices, scores)`, each of shape `(num_users, k')`, best first (order among equal scores unspecified).
     """
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    num_users = user_embeddings.shape[0]
-    vocab_size = item_embeddings.shape[0]
+    num_users, vocab_size = user_embeddings.shape[0], item_embeddings.shape[0]
     device = user_embeddings.device
-    excluded_rows, excluded_cols = _exclusion_pairs(exclude, num_users, vocab_size, device)
-    best_scores = torch.full((num_users, k), float("-inf"), device=device)
-    best_indices = torch.full((num_users, k), -1, dtype=torch.long, device=device)
-    for start in range(0, vocab_size, item_chunk_size):
-        stop = min(start + item_chunk_size, vocab_size)
-        scores = (user_embeddings @ item_embeddings[start:stop].T).float()  # [U, chunk]
-        specials = [s - start for s in special_ids if start <= s < stop]
-        if specials:
-            scores[:, specials] = float("-inf")
-        if excluded_rows is not None:
-            in_chunk = (excluded_cols >= start) & (excluded_cols < stop)
-            scores[excluded_rows[in_chunk], excluded_cols[in_chunk] - start] = float("-inf")
-        chunk_indices = torch.arange(start, stop, device=device).expand(num_users, -1)
-        merged_scores = torch.cat([best_scores, scores], dim=1)
-        merged_indices = torch.cat([best_indices, chunk_indices], dim=1)
-        best_scores, positions = merged_scores.topk(min(k, merged_scores.shape[1]), dim=1)
-        best_indices = merged_indices.gather(1, positions)
-    best_indices = best_indices.masked_fill(torch.isinf(best_scores) & (best_scores < 0), -1)
-    return best_indices, best_scores
+    specials = sorted({int(s) for s in special_ids if 0 <= int(s) < vocab_size})
+    k = min(k, vocab_size - len(specials))
+    if k <= 0:
+        raise ValueError("no item can be recommended: every index is a special id")
+    rows, cols = _exclusion_pairs(exclude, num_users, vocab_size, device)
+    out_indices = torch.full((num_users, k), -1, dtype=torch.long, device=device)
+    out_scores = torch.full((num_users, k), float("-inf"), device=device)
+    for u0 in range(0, num_users, user_chunk_size):
+        u1 = min(u0 + user_chunk_size, num_users)
+        in_users = (rows >= u0) & (rows < u1)
+        user_rows, user_cols = rows[in_users] - u0, cols[in_users]
+        best_scores = torch.empty((u1 - u0, 0), device=device)
+        best_indices = torch.empty((u1 - u0, 0), dtype=torch.long, device=device)
+        for i0 in range(0, vocab_size, item_chunk_size):
+            i1 = min(i0 + item_chunk_size, vocab_size)
+            scores = (user_embeddings[u0:u1] @ item_embeddings[i0:i1].T).float()  # [users, chunk]
+            if torch.isnan(scores).any():
+                raise ValueError("item scores contain NaN")
+            chunk_specials = [s - i0 for s in specials if i0 <= s < i1]
+            if chunk_specials:
+                scores[:, chunk_specials] = float("-inf")
+            in_chunk = (user_cols >= i0) & (user_cols < i1)
+            scores[user_rows[in_chunk], user_cols[in_chunk] - i0] = float("-inf")
+            chunk_scores, chunk_indices = scores.topk(min(k, i1 - i0), dim=1)
+            best_scores = torch.cat([best_scores, chunk_scores], dim=1)
+            best_indices = torch.cat([best_indices, chunk_indices + i0], dim=1)
+            if best_scores.shape[1] > k:
+                best_scores, keep = best_scores.topk(k, dim=1)
+                best_indices = best_indices.gather(1, keep)
+        best_indices = best_indices.masked_fill(torch.isneginf(best_scores), -1)
+        out_scores[u0:u1, : best_scores.shape[1]] = best_scores
+        out_indices[u0:u1, : best_indices.shape[1]] = best_indices
+    return out_indices, out_scores
 
 
-def _exclusion_pairs(exclude, num_users: int, vocab_size: int, device):
-    """Per-user exclusion lists -> flat (row, column) index tensors."""
+def _exclusion_pairs(exclude, num_users: int, vocab_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-user exclusion lists (or a 2-D tensor) -> flat `(row, item)` index tensors; negatives are padding."""
     if exclude is None:
-        return None, None
-    if len(exclude) != num_users:
-        raise ValueError(f"exclude has {len(exclude)} rows but there are {num_users} users")
-    rows, cols = [], []
-    for row, items in enumerate(exclude):
-        items = [int(i) for i in items]
-        rows.extend([row] * len(items))
-        cols.extend(items)
-    rows_t = torch.tensor(rows, dtype=torch.long, device=device)
-    cols_t = torch.tensor(cols, dtype=torch.long, device=device)
-    if cols and (int(cols_t.min()) < 0 or int(cols_t.max()) >= vocab_size):
-        raise ValueError(f"exclude holds an item index outside [0, {vocab_size})")
-    return rows_t, cols_t
+        empty = torch.empty(0, dtype=torch.long, device=device)
+        return empty, empty
+    if isinstance(exclude, torch.Tensor) and exclude.ndim == 2:
+        if exclude.shape[0] != num_users:
+            raise ValueError(f"exclude has {exclude.shape[0]} rows but there are {num_users} users")
+        cols = exclude.to(device=device, dtype=torch.long)
+        rows = torch.arange(num_users, device=device)[:, None].expand_as(cols)
+        rows, cols = rows.reshape(-1), cols.reshape(-1)
+    else:
+        exclude = list(exclude)
+        if len(exclude) != num_users:
+            raise ValueError(f"exclude has {len(exclude)} rows but there are {num_users} users")
+        per_user = [torch.as_tensor(list(items) if isinstance(items, (set, frozenset)) else items, dtype=torch.long).reshape(-1)
+                    if items is not None else torch.empty(0, dtype=torch.long) for items in exclude]
+        lengths = torch.tensor([len(items) for items in per_user], dtype=torch.long)
+        rows = torch.repeat_interleave(torch.arange(num_users), lengths).to(device)
+        cols = (torch.cat(per_user) if per_user else torch.empty(0, dtype=torch.long)).to(device)
+    if cols.numel() and int(cols.max()) >= vocab_size:
+        bad = int(cols.argmax())
+        raise ValueError(f"exclude of user row {int(rows[bad])} holds item {int(cols[bad])}, outside [0, {vocab_size})")
+    keep = cols >= 0
+    return rows[keep], cols[keep]
 
 
 # ----------------------------------------------------------------------------------------------------------------
