@@ -110,7 +110,8 @@ def test_builtin_download_end_to_end(served, monkeypatch):
     sha = _make_zip(www / "ml-100k.zip", _toy_ml100k())
     monkeypatch.setitem(dl.DATASET_ARCHIVES, "ml-100k", dl.DatasetArchive(f"{url}/ml-100k.zip", sha, "ml-100k"))
     monkeypatch.delenv("HF_REC_DATA_DIR", raising=False)
-    # offline mode (set by conftest) refuses to download
+    # offline mode refuses to download (set explicitly: a hub fixture may have switched the session online)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="offline"):
         load_sequential_dataset("ml-100k")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

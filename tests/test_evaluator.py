@@ -124,10 +124,21 @@ def _two_process_worker(out_path):
 
 
 def test_two_processes_equal_one(tmp_path):
-    from accelerate import debug_launcher
+    # A fresh interpreter: accelerate's process state is a singleton, and other tests in this session may already
+    # have created a 1-process Accelerator that forked launcher children would inherit.
+    import subprocess
+    import sys
+    from pathlib import Path
 
     out = tmp_path / "metrics.json"
-    debug_launcher(_two_process_worker, args=(str(out),), num_processes=2)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import test_evaluator as t; "
+        "from accelerate import debug_launcher; "
+        "debug_launcher(t._two_process_worker, args=(sys.argv[2],), num_processes=2)"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     two = json.loads(out.read_text())
     assert two.pop("_num_processes") == 2
     assert two.pop("_local_users") == 12  # 23 users -> 3 batches of 4 per process (last one padded)

@@ -24,6 +24,10 @@ class AutoModelForSequentialRecommendation(_BaseAutoModelClass):
     _model_mapping = _LazyAutoMapping(CONFIG_MAPPING_NAMES, OrderedDict())
 
 
+# model_type -> (config class, recommendation head class); filled by `register_family`.
+FAMILIES: dict[str, tuple[type, type]] = {}
+
+
 def register_family(config_class, base_model_class, head_class) -> None:
     """Register one family with AutoConfig, AutoModel (base encoder) and the recommendation auto class, and mark
     the classes so `save_pretrained` writes `auto_map` and exports their source files for `trust_remote_code`.
@@ -31,6 +35,7 @@ def register_family(config_class, base_model_class, head_class) -> None:
     For `trust_remote_code` loading the exported `AutoModel` entry points at the head class, because a machine
     without hf_rec has no `AutoModelForSequentialRecommendation`.
     """
+    FAMILIES[config_class.model_type] = (config_class, head_class)
     AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     AutoModel.register(config_class, base_model_class, exist_ok=True)
     AutoModelForSequentialRecommendation.register(config_class, head_class, exist_ok=True)

@@ -26,6 +26,7 @@ class SASRecConfig(TransformerRecommenderConfig):
     """
 
     model_type = "sasrec"
+    training_objective = "causal"
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

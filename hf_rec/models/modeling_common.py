@@ -286,8 +286,10 @@ def recommendation_loss(
     """
     loss_type = config.loss_type
     if loss_type == "ce":
-        logits = mask_special_scores(hidden @ item_embeddings.T, config.special_ids)  # [N, V]
-        return F.cross_entropy(logits.float(), labels)
+        # Score only the training items 1..num_train_items (a contiguous slice: no special-id masking, no copy).
+        train_items = item_embeddings[1 : config.num_train_items + 1]
+        logits = hidden @ train_items.T  # [N, num_train_items]
+        return F.cross_entropy(logits.float(), labels - 1)
 
     positive_logits = (hidden * item_embeddings[labels]).sum(-1)  # [N]
     if loss_type == "bce":

@@ -75,6 +75,7 @@ class SASRecModel(SASRecPreTrainedModel):
 class SASRecForSequentialRecommendation(SequentialRecommenderMixin, SASRecPreTrainedModel):
     """SASRec with its scoring head: the tied item embedding scores every item for the next position."""
 
+    training_objective = "causal"
     _tied_weights_keys = {"item_head.weight": "model.embeddings.item_embeddings.weight"}
 
     def __init__(self, config: SASRecConfig):

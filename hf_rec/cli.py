@@ -1,0 +1,212 @@
+"""`hf-rec`: train, evaluate, recommend, push and document sequential recommenders from the command line.
+
+    hf-rec train --config configs/sasrec-ml100k.yaml --data-dir ../shared/data/ml-100k
+    hf-rec evaluate --model runs/sasrec-ml100k --data ml-100k --data-dir ../shared/data/ml-100k --ks 10 20
+    hf-rec recommend --model user/sasrec-ml100k --history 50,172,133 --k 5
+    hf-rec push runs/sasrec-ml100k user/sasrec-ml100k
+    hf-rec card runs/sasrec-ml100k --repo-id user/sasrec-ml100k --output README.md
+    hf-rec hub-server --root /tmp/hub --port 8080
+
+Heavy imports (torch, transformers) happen inside the commands, so `hf-rec --help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+MODEL_HELP = "local model folder (run folder) or Hub repo id (user/name); the Hub is $HF_ENDPOINT or huggingface.co"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-rec",
+        description="Sequential recommenders as Hugging Face models: train, evaluate, recommend, share.",
+        epilog="Run `hf-rec <command> --help` for the options of one command.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+
+    # `train` is dispatched to hf_rec.training.main before parsing (see main()); this entry documents it.
+    commands.add_parser(
+        "train",
+        help="train and evaluate a model from a YAML config (same arguments as train.py)",
+        description="Same arguments as train.py: --config YAML [--data-dir D] [--output-dir O] [--resume] "
+        "[section.key=value ...]. Run `hf-rec train --help` for details.",
+        add_help=False,
+    )
+
+    ev = commands.add_parser("evaluate", help="evaluate a model on a dataset split; prints metrics as JSON",
+                             description="Evaluate a saved or pushed model on a dataset split and print the metrics "
+                                         "as JSON.")  # fmt: skip
+    ev.add_argument("--model", required=True, help=MODEL_HELP)
+    ev.add_argument("--data", required=True, help="dataset name (ml-100k, ml-1m, amazon-scientific, amazon-beauty) "
+                                                  "or an interaction file")  # fmt: skip
+    ev.add_argument("--data-dir", default=None, help="folder with the dataset files (default: $HF_REC_DATA_DIR/<name>)")
+    ev.add_argument("--split", default="test", choices=["test", "validation"], help="split to evaluate (default: test)")
+    ev.add_argument("--ks", type=int, nargs="+", default=[10, 20], help="metric cut-offs (default: 10 20)")
+    ev.add_argument("--protocol", default="full", choices=["full", "sampled"],
+                    help="full-catalogue ranking (default) or target + sampled negatives")  # fmt: skip
+    ev.add_argument("--num-negatives", type=int, default=100, help="negatives per user for --protocol sampled "
+                                                                    "(default: 100)")  # fmt: skip
+    ev.add_argument("--include-seen", action="store_true",
+                    help="rank the user's history items too (default: they are filtered)")  # fmt: skip
+    ev.add_argument("--batch-size", type=int, default=256, help="users per batch (default: 256)")
+    ev.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
+    ev.add_argument("--output", default=None, help="also write the metrics JSON to this file")
+
+    rec = commands.add_parser("recommend", help="top-k next items for one history of raw item ids",
+                              description="Recommend the next items for one history of raw item ids.")  # fmt: skip
+    rec.add_argument("--model", required=True, help=MODEL_HELP)
+    rec.add_argument("--history", required=True, help="comma-separated raw item ids, oldest first (e.g. 50,172,133)")
+    rec.add_argument("--k", type=int, default=10, help="number of items (default: 10)")
+    rec.add_argument("--include-seen", action="store_true", help="allow items of the history in the output")
+    rec.add_argument("--ignore-unknown", action="store_true", help="drop unknown raw ids instead of failing")
+    rec.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
+    rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    push = commands.add_parser("push", help="upload a run folder to the Hub (no checkpoints/tensorboard)",
+                               description="Upload a run folder (weights, config, modeling files, item tokenizer, "
+                                           "model card re-rendered for REPO_ID, metrics, curves, training config) in "
+                                           "one commit. Uses $HF_ENDPOINT and $HF_TOKEN / the logged-in token.")  # fmt: skip
+    push.add_argument("run_folder", metavar="RUN_FOLDER", help="folder written by `hf-rec train`")
+    push.add_argument("repo_id", metavar="REPO_ID", help="target repo, user/name (created if missing)")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--revision", default=None, metavar="BRANCH", help="branch to commit to (created if missing; "
+                                                                         "default: main)")  # fmt: skip
+    push.add_argument("--message", default=None, help="commit message")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+
+    card = commands.add_parser("card", help="re-render the model card (README.md) of a run folder",
+                               description="Re-render a run folder's model card from metrics.json and "
+                                           "training_config.yaml; prints it unless --output is given.")  # fmt: skip
+    card.add_argument("run_folder", metavar="RUN_FOLDER", help="folder written by `hf-rec train`")
+    card.add_argument("--repo-id", default=None, help="repo id used in the usage snippets (default: the folder path)")
+    card.add_argument("--output", default=None, help="file to write (e.g. RUN_FOLDER/README.md); default: stdout")
+
+    server = commands.add_parser("hub-server", help="run the loopback Hub server (private Hub for tests/demos)",
+                                 description="Run hf_rec's loopback Hugging Face Hub look-alike (fake auth, no LFS). "
+                                             "Point clients at it with HF_ENDPOINT=http://HOST:PORT.")  # fmt: skip
+    server.add_argument("--root", required=True, help="directory where repos and blobs are stored")
+    server.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    server.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 = any free port)")
+    server.add_argument("--verbose", action="store_true", help="log every request")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def _evaluate(args) -> int:
+    from .data import load_sequential_dataset
+    from .evaluation import Evaluator
+    from .hub.push import load_recommender
+
+    model, tokenizer = load_recommender(args.model, revision=args.revision)
+    options = {k: v for k, v in tokenizer.metadata.get("options", {}).items() if k != "item_text"}
+    splits, data_tokenizer = load_sequential_dataset(args.data, args.data_dir, **options)
+    # The model's item indices must be the data's: same items in the same order (added items may follow).
+    model_items = tokenizer.item_ids[: data_tokenizer.num_items]
+    if data_tokenizer.item_ids != model_items:
+        raise SystemExit(
+            f"hf-rec evaluate: the items of {args.data!r} (options {options}) do not match the model's "
+            f"item_tokenizer.json ({data_tokenizer.num_items} vs {tokenizer.num_items} items): "
+            "evaluate on the dataset and options the model was trained with"
+        )
+    evaluator = Evaluator(
+        splits[args.split],
+        ks=args.ks,
+        batch_size=args.batch_size,
+        exclude_seen=not args.include_seen,
+        protocol=args.protocol,
+        num_negatives=args.num_negatives,
+        show_progress=False,
+    )
+    metrics = evaluator.evaluate(model)
+    text = json.dumps({"model": str(args.model), "data": args.data, "split": args.split, "protocol": args.protocol,
+                       "metrics": metrics}, indent=1)  # fmt: skip
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _recommend(args) -> int:
+    from .hub.push import load_recommender
+
+    model, tokenizer = load_recommender(args.model, revision=args.revision)
+    raw = [x.strip() for x in args.history.split(",") if x.strip()]
+    if not raw:
+        raise SystemExit("hf-rec recommend: --history is empty; give comma-separated raw item ids")
+    history = tokenizer.encode(raw, unknown="ignore" if args.ignore_unknown else "error")
+    if not history:
+        raise SystemExit(f"hf-rec recommend: none of the history items {raw} is known to the model")
+    indices, scores = model.recommend([history], k=args.k, exclude_seen=not args.include_seen)
+    rows = [
+        {"rank": rank, "item_id": tokenizer.convert_index_to_id(i), "score": float(s),
+         **({"text": tokenizer.text(i)} if tokenizer.has_texts and tokenizer.text(i) is not None else {})}
+        for rank, (i, s) in enumerate(zip(indices[0].tolist(), scores[0].tolist()), start=1)
+        if i >= 0
+    ]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max([len("item_id"), *(len(r["item_id"]) for r in rows)])
+    print(f"{'rank':>4}  {'item_id':<{width}}  {'score':>10}  text")
+    for r in rows:
+        print(f"{r['rank']:>4}  {r['item_id']:<{width}}  {r['score']:>10.4f}  {r.get('text', '')}")
+    return 0
+
+
+def _push(args) -> int:
+    from .hub.push import push_to_hub
+
+    commit = push_to_hub(
+        args.run_folder, args.repo_id, revision=args.revision, private=args.private,
+        commit_message=args.message, create_pr=args.create_pr,
+    )  # fmt: skip
+    print(json.dumps({"repo_id": args.repo_id, "commit": commit.oid, "commit_url": commit.commit_url,
+                      "pr_url": commit.pr_url}))  # fmt: skip
+    return 0
+
+
+def _card(args) -> int:
+    from .hub.cards import card_from_run_folder
+
+    folder = Path(args.run_folder)
+    for needed in ("metrics.json", "training_config.yaml"):
+        if not (folder / needed).is_file():
+            raise SystemExit(f"hf-rec card: {folder} has no {needed} (not a finished run folder)")
+    text = card_from_run_folder(folder, args.repo_id)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def _hub_server(args) -> int:
+    from .hub.server import main as server_main
+
+    argv = ["--root", args.root, "--host", args.host, "--port", str(args.port)]
+    return server_main(argv + (["--verbose"] if args.verbose else []))
+
+
+COMMANDS = {"evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card, "hub-server": _hub_server}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        from .training import main as train_main
+
+        train_main(argv[1:])
+        return 0
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

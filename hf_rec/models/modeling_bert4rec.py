@@ -1,0 +1,187 @@
+"""BERT4Rec: Sequential Recommendation with Bidirectional Encoder Representations from Transformer
+(Sun et al., CIKM 2019, arXiv:1904.06690).
+
+Item embeddings + learned position embeddings -> LayerNorm and dropout (as BERT) -> bidirectional self-attention
+blocks (post-LN) -> scores through the tied item embedding. Trained with the cloze task: random items are replaced
+by the mask token and predicted from both sides (`training_objective = "cloze"`, batches from the cloze collator).
+To recommend, the mask token is appended after the history and its output scores the next item.
+
+Departures from the paper, each noted: positions are counted from the most recent item (so left padding never
+shifts them); the output head is the tied item embedding without the paper's extra GELU/LayerNorm projection and
+item bias (shared with every hf_rec family); any `loss_type` of hf_rec can replace the paper's full softmax.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.utils import logging
+
+from .configuration_bert4rec import BERT4RecConfig
+from .modeling_common import (
+    RecTransformerEncoder,
+    SequentialRecommenderMixin,
+    SequentialRecommenderOutput,
+    init_recommender_weights,
+    reversed_position_ids,
+)
+
+logger = logging.get_logger(__name__)
+
+
+class BERT4RecEmbeddings(nn.Module):
+    """Item embedding + position embedding, then LayerNorm and dropout as in BERT; padding zeroed."""
+
+    def __init__(self, config: BERT4RecConfig):
+        super().__init__()
+        self.item_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.scale = config.hidden_size**0.5 if config.scale_embeddings else 1.0
+        self.max_positions = config.max_position_embeddings
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        position_ids = reversed_position_ids(input_ids.shape[1], self.max_positions, input_ids.device)  # [L]
+        embeddings = self.item_embeddings(input_ids) * self.scale + self.position_embeddings(position_ids)[None]
+        embeddings = self.dropout(self.layer_norm(embeddings))  # [B, L, H]
+        return embeddings * attention_mask[..., None].to(embeddings.dtype)
+
+
+class BERT4RecPreTrainedModel(PreTrainedModel):
+    config_class = BERT4RecConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False
+
+    def _init_weights(self, module):
+        init_recommender_weights(module, self.config.initializer_range)
+
+
+class BERT4RecModel(BERT4RecPreTrainedModel):
+    """The BERT4Rec encoder: `[B, L]` item indices (some may be the mask token) -> `[B, L, H]` hidden states,
+    every position attending to every item of its row (bidirectional)."""
+
+    def __init__(self, config: BERT4RecConfig):
+        super().__init__(config)
+        self.embeddings = BERT4RecEmbeddings(config)
+        self.encoder = RecTransformerEncoder(config, is_causal=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.item_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.item_embeddings = value
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items and mask
+                tokens, 0 for padding. Defaults to `input_ids != pad_token_id`.
+        """
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        hidden_states = self.encoder(self.embeddings(input_ids, attention_mask), attention_mask)
+        return BaseModelOutput(last_hidden_state=hidden_states)
+
+
+class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPreTrainedModel):
+    """BERT4Rec with its scoring head: the tied item embedding scores every item at masked positions (training) or
+    at the mask token appended after the history (prediction)."""
+
+    training_objective = "cloze"
+    _tied_weights_keys = {"item_head.weight": "model.embeddings.item_embeddings.weight"}
+
+    def __init__(self, config: BERT4RecConfig):
+        super().__init__(config)
+        self.model = BERT4RecModel(config)
+        self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def get_output_embeddings(self):
+        return self.item_head
+
+    def get_item_embeddings(self) -> torch.Tensor:
+        return self.item_head.weight  # [V, H], tied to the input item embedding
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask).last_hidden_state
+
+    def max_history_length(self) -> int:
+        """One position is kept for the mask token appended at prediction time."""
+        return self.config.max_position_embeddings - 1
+
+    def append_mask_token(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded histories -> the same histories followed by the mask token (the next item to predict).
+
+        When the batch already fills `max_position_embeddings` columns it is shifted one step left, dropping the
+        oldest column, so at most `max_position_embeddings - 1` history items are read.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
+
+        Returns:
+            `(input_ids, attention_mask)` of shape `(batch_size, min(seq_len, max_position_embeddings - 1) + 1)`.
+        """
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        keep = self.config.max_position_embeddings - 1
+        if input_ids.shape[1] > keep:
+            input_ids, attention_mask = input_ids[:, -keep:], attention_mask[:, -keep:]
+        mask_column = torch.full_like(input_ids[:, :1], self.config.mask_token_id)  # [B, 1]
+        input_ids = torch.cat([input_ids, mask_column], dim=1)
+        attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
+        return input_ids, attention_mask
+
+    def get_user_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`[B, L]` left-padded histories -> `[B, H]`: the output at the mask token appended after each history."""
+        input_ids, attention_mask = self.append_mask_token(input_ids, attention_mask)
+        return self.encode(input_ids, attention_mask)[:, -1]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequentialRecommenderOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices. With `labels`,
+                the cloze input (some items replaced by `config.mask_token_id`); without, plain histories.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items and mask
+                tokens. Defaults to `input_ids != pad_token_id`.
+            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The original item at each masked
+                position, -100 elsewhere. Labels at positions whose input is not the mask token are ignored (with a
+                warning): the cloze loss is taken only where the item was hidden.
+
+        Returns:
+            [`SequentialRecommenderOutput`]: with `labels`, `loss` and the encoder's `hidden_states`
+            `(batch_size, seq_len, hidden_size)`; without, `logits` `(batch_size, vocab_size)` for the item after
+            each history (read at the appended mask token) and the `hidden_states` of that appended input.
+        """
+        if labels is None:
+            input_ids, attention_mask = self.append_mask_token(input_ids, attention_mask)
+            return self.recommendation_output(self.encode(input_ids, attention_mask), None)
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        unmasked = input_ids != self.config.mask_token_id
+        if bool((unmasked & (labels != -100)).any()):
+            logger.warning_once("BERT4Rec ignores labels at positions whose input is not the mask token")
+            labels = labels.masked_fill(unmasked, -100)
+        return self.recommendation_output(self.encode(input_ids, attention_mask), labels)
+
+
+__all__ = ["BERT4RecModel", "BERT4RecPreTrainedModel", "BERT4RecForSequentialRecommendation"]

@@ -1,0 +1,238 @@
+"""Run configuration: model hyperparameters (the family's config class) plus small dataclasses for data,
+training and evaluation, filled from YAML with dotted `section.key=value` overrides. Unknown keys are errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..models import FAMILIES
+
+
+@dataclass
+class DataArgs:
+    """Which data, and how to process it (see `hf_rec.data.load_sequential_dataset`)."""
+
+    name: str = "ml-100k"
+    data_dir: str | None = None
+    min_rating: float | None = None
+    user_k_core: int | None = None
+    item_k_core: int | None = None
+    max_history: int | None = None
+
+    def __post_init__(self):
+        if not self.name:
+            raise ValueError("data.name must name a dataset or a file")
+
+    def load_options(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (
+                ("min_rating", self.min_rating),
+                ("user_k_core", self.user_k_core),
+                ("item_k_core", self.item_k_core),
+                ("max_history", self.max_history),
+            )
+            if v is not None
+        }
+
+
+@dataclass
+class TrainArgs:
+    """Optimisation settings (AdamW with linear warmup then a constant or linear-decay schedule)."""
+
+    num_epochs: int = 50
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    adam_beta2: float = 0.98
+    warmup_steps: int = 0
+    lr_scheduler: str = "constant_with_warmup"
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str = "no"
+    max_grad_norm: float | None = 1.0
+    seed: int = 42
+    num_workers: int = 0
+    log_every: int = 50
+    keep_checkpoints: int = 2
+
+    def __post_init__(self):
+        for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "log_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"training.{name} must be a positive integer, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.weight_decay < 0 or self.warmup_steps < 0 or self.num_workers < 0:
+            raise ValueError("training.weight_decay, warmup_steps and num_workers must be >= 0")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"training.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
+        if self.lr_scheduler not in ("constant_with_warmup", "linear", "cosine"):
+            raise ValueError(
+                f"training.lr_scheduler must be constant_with_warmup, linear or cosine, got {self.lr_scheduler!r}"
+            )
+
+
+@dataclass
+class EvalArgs:
+    """How validation and test are scored (full-catalogue ranking with seen items filtered by default)."""
+
+    ks: list[int] = field(default_factory=lambda: [10])
+    protocol: str = "full"
+    num_negatives: int = 100
+    sampling: str = "uniform"
+    exclude_seen: bool = True
+    batch_size: int = 512
+    metric_for_best_model: str = "ndcg@10"
+    early_stopping_patience: int | None = 10
+    eval_every: int = 1
+
+    def __post_init__(self):
+        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k <= 0 for k in self.ks):
+            raise ValueError(f"evaluation.ks must be a list of positive integers, got {self.ks!r}")
+        if self.protocol not in ("full", "sampled"):
+            raise ValueError(f"evaluation.protocol must be 'full' or 'sampled', got {self.protocol!r}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"evaluation.early_stopping_patience must be >= 1 or null, got {self.early_stopping_patience!r}")
+        if self.eval_every < 1 or self.batch_size < 1:
+            raise ValueError("evaluation.eval_every and evaluation.batch_size must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs. `model` holds the family name and its config's keyword arguments."""
+
+    model: dict[str, Any]
+    data: DataArgs = field(default_factory=DataArgs)
+    training: TrainArgs = field(default_factory=TrainArgs)
+    evaluation: EvalArgs = field(default_factory=EvalArgs)
+
+    def __post_init__(self):
+        self.model = dict(self.model)
+        family = self.model.get("family")
+        if family not in FAMILIES:
+            raise ValueError(f"model.family must be one of {sorted(FAMILIES)}, got {family!r}")
+        allowed = config_arguments(FAMILIES[family][0])
+        unknown = sorted(set(self.model) - allowed - {"family"})
+        if unknown:
+            raise ValueError(
+                f"unknown model keys for family {family!r}: {unknown}; allowed: {sorted(allowed)}"
+            )
+        derived = sorted({"vocab_size", "pad_token_id", "mask_token_id"} & set(self.model))
+        if derived:
+            raise ValueError(f"model keys {derived} come from the dataset's ItemTokenizer; remove them from the config")
+        FAMILIES[family][0](**self.model_kwargs())  # validates values now, before any data is loaded
+        if self.evaluation.metric_for_best_model.split("@")[0] not in ("hr", "recall", "ndcg", "mrr", "precision", "f1"):
+            raise ValueError(f"evaluation.metric_for_best_model is not a metric name: {self.evaluation.metric_for_best_model!r}")
+
+    @property
+    def family(self) -> str:
+        return self.model["family"]
+
+    def model_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "family"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": dict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "training": dataclasses.asdict(self.training),
+            "evaluation": dataclasses.asdict(self.evaluation),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the resolved config as YAML, atomically."""
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{source}: the top level must be a mapping with sections model/data/training/evaluation")
+        unknown = sorted(set(raw) - {"model", "data", "training", "evaluation"})
+        if unknown:
+            raise ValueError(f"{source}: unknown sections {unknown}; allowed: model, data, training, evaluation")
+        if "model" not in raw or not isinstance(raw["model"], dict):
+            raise ValueError(f"{source}: a 'model' section with at least 'family' is required")
+        sections = {}
+        for name, klass in (("data", DataArgs), ("training", TrainArgs), ("evaluation", EvalArgs)):
+            values = raw.get(name) or {}
+            if not isinstance(values, dict):
+                raise ValueError(f"{source}: section {name!r} must be a mapping, got {values!r}")
+            names = {f.name for f in dataclasses.fields(klass)}
+            bad = sorted(set(values) - names)
+            if bad:
+                raise ValueError(f"{source}: unknown keys in {name!r}: {bad}; allowed: {sorted(names)}")
+            try:
+                sections[name] = klass(**values)
+            except TypeError as err:
+                raise ValueError(f"{source}: bad value in section {name!r}: {err}") from None
+        return cls(model=raw["model"], **sections)
+
+
+def config_arguments(config_class) -> set[str]:
+    """Keyword arguments accepted by a config class and its hf_rec parents."""
+    names: set[str] = set()
+    for klass in config_class.__mro__:
+        if klass.__module__.startswith("transformers"):
+            break
+        if "__init__" in klass.__dict__:
+            params = inspect.signature(klass.__dict__["__init__"]).parameters
+            names |= {
+                n for n, p in params.items() if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            }
+    names |= {"attn_implementation"}
+    return names
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`training.num_epochs=3` -> (["training", "num_epochs"], 3); the value is read as YAML."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    key, value = text.split("=", 1)
+    path = [p for p in key.strip().lstrip("-").split(".") if p]
+    if len(path) != 2:
+        raise ValueError(f"override {text!r}: the key must be section.key (e.g. training.num_epochs)")
+    return path, yaml.safe_load(value) if value.strip() else None
+
+
+def load_run_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML run config and apply dotted overrides."""
+    raw: dict[str, Any] = {}
+    source = "overrides"
+    if path is not None:
+        source = str(path)
+        if not Path(path).is_file():
+            raise ValueError(f"config file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            try:
+                raw = yaml.safe_load(f) or {}
+            except yaml.YAMLError as err:
+                raise ValueError(f"{path}: not valid YAML: {err}") from None
+    for text in overrides:
+        (section, key), value = parse_override(text)
+        raw.setdefault(section, {})
+        if raw[section] is None:
+            raw[section] = {}
+        raw[section][key] = value
+    return RunConfig.from_dict(raw, source=source)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

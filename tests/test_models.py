@@ -1,0 +1,454 @@
+"""One case table across every model family: shapes, training signal, gradients, save/load (in process and with
+`trust_remote_code` where hf_rec is not importable), causality, padding invariance and `recommend`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from hf_rec import (
+    AutoModelForSequentialRecommendation,
+    BERT4RecConfig,
+    BERT4RecForSequentialRecommendation,
+    GRU4RecConfig,
+    GRU4RecForSequentialRecommendation,
+    NARMConfig,
+    NARMForSequentialRecommendation,
+    SASRecConfig,
+    SASRecForSequentialRecommendation,
+    SequentialRecommenderOutput,
+)
+from hf_rec.data.collators import SequentialCollator
+
+VOCAB_SIZE = 30  # padding 0, items 1..28, mask token 29
+MAX_LENGTH = 12
+COMMON = dict(vocab_size=VOCAB_SIZE, hidden_size=16, max_position_embeddings=MAX_LENGTH)
+TRANSFORMER = dict(
+    num_hidden_layers=2, num_attention_heads=2, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1
+)
+
+# family -> (config class, head class, tiny config kwargs). GRU widths differ from the embedding size so that the
+# projections (GRU4Rec's output_proj, NARM's bilinear decoder) are exercised.
+CASES = {
+    "sasrec": (SASRecConfig, SASRecForSequentialRecommendation, {**COMMON, **TRANSFORMER}),
+    "bert4rec": (BERT4RecConfig, BERT4RecForSequentialRecommendation, {**COMMON, **TRANSFORMER}),
+    "gru4rec": (
+        GRU4RecConfig,
+        GRU4RecForSequentialRecommendation,
+        {**COMMON, "num_hidden_layers": 2, "gru_hidden_size": 24, "embedding_dropout": 0.1, "hidden_dropout_prob": 0.1},
+    ),
+    "narm": (NARMConfig, NARMForSequentialRecommendation, {**COMMON, "num_hidden_layers": 2, "gru_hidden_size": 24}),
+}
+FAMILIES = list(CASES)
+CAUSAL_FAMILIES = [f for f in FAMILIES if f != "bert4rec"]
+
+# Histories of different lengths (item indices 1..28), oldest first.
+HISTORIES = [
+    [3, 7, 1, 9, 12, 4, 4, 20, 5, 8, 2],
+    [5, 6, 7],
+    [28, 1, 14, 2, 9, 11, 3],
+    [10, 11],
+]
+
+
+def make_model(family: str, seed: int = 0, **overrides):
+    config_class, head_class, kwargs = CASES[family]
+    torch.manual_seed(seed)
+    return head_class(config_class(**{**kwargs, **overrides}))
+
+
+def trained_like(model, scale: float = 0.3):
+    """Add noise to every parameter (biases, padding row included), as training would: a freshly initialised model
+    has zero biases and a zero padding embedding, which would hide a GRU reading left padding."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(scale * torch.randn(param.shape, generator=generator))
+    return model
+
+
+def train_batch(model, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A fixed training batch from the collator the model's objective names."""
+    collator = SequentialCollator(
+        model.training_objective,
+        max_length=model.config.max_position_embeddings,
+        pad_token_id=model.config.pad_token_id,
+        mask_token_id=model.config.mask_token_id,
+        mask_probability=0.3,
+        seed=seed,
+    )
+    return collator([{"item_ids": h} for h in HISTORIES])
+
+
+def inputs_for(model, histories=HISTORIES):
+    return model.histories_to_inputs(histories)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_registration_and_objective(family):
+    config_class, head_class, kwargs = CASES[family]
+    config = config_class(**kwargs)
+    model = AutoModelForSequentialRecommendation.from_config(config)
+    assert type(model) is head_class
+    assert head_class.training_objective == config_class.training_objective
+    assert head_class.training_objective == ("cloze" if family == "bert4rec" else "causal")
+    import hf_rec
+
+    assert head_class.__name__ in hf_rec.__all__ and config_class.__name__ in hf_rec.__all__
+
+
+@pytest.mark.parametrize(
+    "config_class, kwargs, shown",
+    [
+        (BERT4RecConfig, {"mask_probability": 1.5}, "1.5"),
+        (BERT4RecConfig, {"mask_probability": 0}, "0"),
+        (BERT4RecConfig, {"max_position_embeddings": 1}, "1"),
+        (BERT4RecConfig, {"layer_norm_position": "middle"}, "middle"),
+        (GRU4RecConfig, {"num_hidden_layers": 0}, "0"),
+        (GRU4RecConfig, {"gru_hidden_size": -3}, "-3"),
+        (GRU4RecConfig, {"embedding_dropout": 1.0}, "1.0"),
+        (NARMConfig, {"hidden_dropout_prob": -0.5}, "-0.5"),
+        (NARMConfig, {"loss_type": "hinge"}, "hinge"),
+    ],
+)
+def test_bad_config_values_raise(config_class, kwargs, shown):
+    with pytest.raises(ValueError, match=shown):
+        config_class(vocab_size=VOCAB_SIZE, **kwargs)
+
+
+def test_paper_defaults():
+    bert = BERT4RecConfig(vocab_size=VOCAB_SIZE)
+    assert (bert.layer_norm_position, bert.hidden_act, bert.scale_embeddings, bert.mask_probability) == (
+        "post",
+        "gelu",
+        False,
+        0.2,
+    )
+    narm = NARMConfig(vocab_size=VOCAB_SIZE)
+    assert (narm.embedding_dropout, narm.hidden_dropout_prob) == (0.25, 0.5)
+    gru = GRU4RecConfig(vocab_size=VOCAB_SIZE, hidden_size=8)
+    assert (gru.num_hidden_layers, gru.gru_hidden_size) == (1, 8)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Forward, loss, gradients
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_forward_shapes(family):
+    model = make_model(family).eval()
+    input_ids, attention_mask = inputs_for(model)
+    out = model(input_ids, attention_mask)
+    assert isinstance(out, SequentialRecommenderOutput)
+    assert out.loss is None
+    assert out.logits.shape == (len(HISTORIES), VOCAB_SIZE)
+    assert torch.isinf(out.logits[:, model.config.special_ids]).all()
+    assert torch.isfinite(out.logits[:, 1 : model.config.mask_token_id]).all()
+    assert out.hidden_states.shape[0] == len(HISTORIES) and out.hidden_states.shape[-1] == 16
+    # logits are exactly the user embeddings scored against the item table
+    user = model.get_user_embeddings(input_ids, attention_mask)
+    assert user.shape == (len(HISTORIES), 16)
+    assert model.get_item_embeddings().shape == (VOCAB_SIZE, 16)
+    expected = user @ model.get_item_embeddings().T
+    items = slice(1, model.config.mask_token_id)
+    torch.testing.assert_close(out.logits[:, items], expected[:, items])
+    # attention_mask defaults to input_ids != pad
+    torch.testing.assert_close(model(input_ids).logits, out.logits)
+
+    batch = train_batch(model)
+    out = model(**batch)
+    assert out.logits is None
+    assert out.loss.shape == () and torch.isfinite(out.loss)
+    assert out.hidden_states.shape == (*batch["input_ids"].shape, 16)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loss_decreases_on_a_fixed_batch(family):
+    model = make_model(family).train()
+    batch = train_batch(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def assert_gradients_everywhere(model, loss):
+    model.zero_grad()
+    loss.backward()
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        assert param.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
+        assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradients_reach_every_parameter(family):
+    model = make_model(family).train()
+    assert_gradients_everywhere(model, model(**train_batch(model)).loss)
+
+
+@pytest.mark.parametrize("loss_type", ["ce", "bce", "sampled_softmax", "gbce"])
+def test_every_loss_type_runs_for_sasrec(loss_type):
+    torch.manual_seed(0)
+    model = make_model("sasrec", loss_type=loss_type, num_negatives=8).train()
+    loss = model(**train_batch(model)).loss
+    assert loss.shape == () and torch.isfinite(loss)
+    assert_gradients_everywhere(model, loss)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Save / load
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_and_load_give_identical_logits(family, tmp_path):
+    model = make_model(family).eval()
+    input_ids, attention_mask = inputs_for(model)
+    expected = model(input_ids, attention_mask).logits
+    model.save_pretrained(tmp_path)
+    for loader in (CASES[family][1], AutoModelForSequentialRecommendation):
+        loaded = loader.from_pretrained(tmp_path).eval()
+        assert type(loaded) is CASES[family][1]
+        assert loaded.get_item_embeddings().data_ptr() == loaded.get_input_embeddings().weight.data_ptr()
+        torch.testing.assert_close(loaded(input_ids, attention_mask).logits, expected, rtol=0, atol=0)
+
+
+REMOTE_SCRIPT = """
+import sys; sys.modules["hf_rec"] = None  # hf_rec must not be importable: everything comes from the saved files
+import json
+import torch
+from transformers import AutoModel
+
+spec = json.load(open(sys.argv[1]))
+result = {}
+for family, entry in spec.items():
+    model = AutoModel.from_pretrained(entry["path"], trust_remote_code=True).eval()
+    input_ids = torch.tensor(entry["input_ids"])
+    attention_mask = torch.tensor(entry["attention_mask"])
+    with torch.no_grad():
+        logits = model(input_ids, attention_mask).logits
+        indices, _ = model.recommend(entry["histories"], k=5)
+    result[family] = {
+        "class": type(model).__module__ + "." + type(model).__name__,
+        "logits": logits.masked_fill(torch.isinf(logits), 0.0).tolist(),
+        "recommend": indices.tolist(),
+    }
+json.dump(result, open(sys.argv[2], "w"))
+"""
+
+
+def test_trust_remote_code_load_without_hf_rec(tmp_path):
+    """Every family exported by save_pretrained loads through transformers.AutoModel in a fresh interpreter where
+    `import hf_rec` fails, and gives the in-process logits and recommendations (one subprocess for all families)."""
+    spec, expected = {}, {}
+    for family in FAMILIES:
+        model = make_model(family).eval()
+        path = tmp_path / family
+        model.save_pretrained(path)
+        input_ids, attention_mask = inputs_for(model)
+        with torch.no_grad():
+            logits = model(input_ids, attention_mask).logits
+        spec[family] = {
+            "path": str(path),
+            "input_ids": input_ids.tolist(),
+            "attention_mask": attention_mask.tolist(),
+            "histories": HISTORIES,
+        }
+        expected[family] = (logits.masked_fill(torch.isinf(logits), 0.0), model.recommend(HISTORIES, k=5)[0])
+        exported = {p.name for p in path.iterdir()}
+        assert {f"modeling_{family}.py", f"configuration_{family}.py", "modeling_common.py"} <= exported
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    (tmp_path / "remote.py").write_text(textwrap.dedent(REMOTE_SCRIPT))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "remote.py"), str(tmp_path / "spec.json"), str(tmp_path / "out.json")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the repo root, so the source tree is not on sys.path either
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    for family in FAMILIES:
+        assert result[family]["class"].startswith("transformers_modules."), result[family]["class"]
+        logits, recommended = expected[family]
+        torch.testing.assert_close(torch.tensor(result[family]["logits"]), logits, rtol=1e-5, atol=1e-6)
+        assert result[family]["recommend"] == recommended.tolist()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Causality and padding
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _with_later_item_changed(model):
+    input_ids, attention_mask = inputs_for(model, [HISTORIES[0]])
+    changed = input_ids.clone()
+    changed[0, -3] = 27 if changed[0, -3] != 27 else 26
+    return input_ids, changed, attention_mask
+
+
+@pytest.mark.parametrize("family", CAUSAL_FAMILIES)
+def test_causal_families_do_not_leak_the_future(family):
+    model = trained_like(make_model(family)).eval()
+    input_ids, changed, attention_mask = _with_later_item_changed(model)
+    with torch.no_grad():
+        before = model.encode(input_ids, attention_mask)
+        after = model.encode(changed, attention_mask)
+    torch.testing.assert_close(after[:, :-3], before[:, :-3], rtol=0, atol=1e-6)
+    assert not torch.allclose(after[:, -3:], before[:, -3:])  # the changed position and later ones do move
+
+
+def test_bert4rec_is_bidirectional():
+    model = trained_like(make_model("bert4rec")).eval()
+    input_ids, changed, attention_mask = _with_later_item_changed(model)
+    with torch.no_grad():
+        before = model.encode(input_ids, attention_mask)
+        after = model.encode(changed, attention_mask)
+    assert not torch.allclose(after[:, :-3], before[:, :-3])  # earlier positions see the later item
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_left_padding_does_not_change_user_embeddings(family):
+    model = trained_like(make_model(family)).eval()
+    history = HISTORIES[1]
+    input_ids, attention_mask = inputs_for(model, [history])
+    with torch.no_grad():
+        reference = model.get_user_embeddings(input_ids, attention_mask)
+        reference_logits = model(input_ids, attention_mask).logits
+        for extra in (1, 4, model.max_history_length() - len(history)):
+            padded_ids = torch.cat([torch.zeros(1, extra, dtype=torch.long), input_ids], dim=1)
+            padded_mask = torch.cat([torch.zeros(1, extra, dtype=torch.long), attention_mask], dim=1)
+            torch.testing.assert_close(model.get_user_embeddings(padded_ids, padded_mask), reference, atol=1e-5, rtol=0)
+            torch.testing.assert_close(model(padded_ids, padded_mask).logits, reference_logits, atol=1e-5, rtol=0)
+        # a batch mixing long and short histories gives each row what it gets alone
+        batch_ids, batch_mask = inputs_for(model, HISTORIES)
+        batched = model.get_user_embeddings(batch_ids, batch_mask)
+        torch.testing.assert_close(batched[1:2], reference, atol=1e-5, rtol=0)
+
+
+def test_bert4rec_keeps_one_position_for_the_mask_token():
+    model = make_model("bert4rec").eval()
+    assert model.max_history_length() == MAX_LENGTH - 1
+    long_history = list(range(1, MAX_LENGTH + 4))  # longer than the model reads
+    full = torch.tensor([long_history[-MAX_LENGTH:]])  # a batch that already fills every position
+    with torch.no_grad():
+        from_full = model.get_user_embeddings(full)
+        from_kept = model.get_user_embeddings(torch.tensor([long_history[-(MAX_LENGTH - 1) :]]))
+    torch.testing.assert_close(from_full, from_kept)
+    appended, mask = model.append_mask_token(full)
+    assert appended.shape == (1, MAX_LENGTH) and appended[0, -1] == model.config.mask_token_id
+    assert mask.all()
+    model.recommend([long_history], k=3)  # truncated to max_history_length, no position overflow
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# recommend
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_recommend_never_returns_special_or_seen_items(family):
+    model = make_model(family)
+    special = set(model.config.special_ids)
+    assert model.config.mask_token_id in special
+    # k = the whole vocabulary: everything rankable is returned, the rest is -1 (k may be capped at the number of
+    # non-special items).
+    indices, scores = model.recommend(HISTORIES, k=VOCAB_SIZE, exclude_seen=True)
+    assert indices.shape == scores.shape and indices.shape[0] == len(HISTORIES)
+    for row, history in zip(indices.tolist(), HISTORIES):
+        returned = [i for i in row if i >= 0]
+        assert set(returned) == set(range(VOCAB_SIZE)) - special - set(history)
+        assert len(returned) == len(set(returned))
+    assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
+    indices, _ = model.recommend(HISTORIES, k=VOCAB_SIZE, exclude_seen=False)
+    for row in indices.tolist():
+        assert set(i for i in row if i >= 0) == set(range(VOCAB_SIZE)) - special
+    assert model.training  # recommend restores the training flag
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_recommend_rejects_empty_history(family):
+    model = make_model(family)
+    with pytest.raises(ValueError, match="empty"):
+        model.recommend([[]])
+    with pytest.raises(ValueError, match="empty"):
+        model.recommend([[1, 2], []])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_special_ids_never_recommended_even_when_they_score_best(family):
+    model = make_model(family).eval()
+    input_ids, attention_mask = inputs_for(model)
+    with torch.no_grad():
+        user = model.get_user_embeddings(input_ids, attention_mask)
+    # Make padding and the mask token the best-scoring rows for every user: all user embeddings point along one
+    # direction (the model's own mean user embedding) and the special rows are that direction scaled up.
+    direction = user.mean(0) / user.mean(0).norm()
+    aligned = user.norm(dim=-1, keepdim=True) * direction  # [B, H]
+    table = model.get_item_embeddings().detach().clone()
+    table[model.config.special_ids] = 100.0 * direction
+    assert torch.isin((aligned @ table.T).argmax(-1), torch.tensor(model.config.special_ids)).all()
+    model.get_user_embeddings = lambda input_ids, attention_mask=None: aligned[: len(input_ids)]
+    model.get_item_embeddings = lambda: table
+    indices, _ = model.recommend(HISTORIES, k=5, exclude_seen=False)
+    assert not torch.isin(indices, torch.tensor(model.config.special_ids)).any()
+    assert (indices >= 1).all()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# BERT4Rec cloze training
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_cloze_collator_masks_at_least_one_item_per_row():
+    model = make_model("bert4rec")
+    for seed in range(5):
+        batch = train_batch(model, seed=seed)
+        is_mask = batch["input_ids"] == model.config.mask_token_id
+        assert is_mask.any(dim=1).all()
+        assert torch.equal(is_mask, batch["labels"] != -100)  # labels exactly at masked positions
+
+
+def test_bert4rec_loss_comes_only_from_masked_positions():
+    model = make_model("bert4rec").eval()  # eval: no dropout, so two forwards are comparable
+    batch = train_batch(model)
+    is_mask = batch["input_ids"] == model.config.mask_token_id
+    with torch.no_grad():
+        loss = model(**batch).loss
+        # Labels at -100 (unmasked) positions set to real items: ignored.
+        noisy = batch["labels"].clone()
+        noisy[~is_mask & batch["attention_mask"].bool()] = 7
+        torch.testing.assert_close(model(**{**batch, "labels": noisy}).loss, loss, rtol=0, atol=0)
+        # The same loss by hand: cross-entropy over the masked positions only.
+        hidden = model.encode(batch["input_ids"], batch["attention_mask"])[is_mask]
+        logits = hidden @ model.get_item_embeddings().T
+        logits[:, model.config.special_ids] = float("-inf")
+        torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, batch["labels"][is_mask]))
+        # Changing the target at a masked position does change the loss.
+        changed = batch["labels"].clone()
+        row, col = is_mask.nonzero()[0].tolist()
+        changed[row, col] = changed[row, col] % (VOCAB_SIZE - 2) + 1
+        assert not torch.allclose(model(**{**batch, "labels": changed}).loss, loss)
