@@ -172,3 +172,43 @@ class TransformerRecommenderConfig(SequentialRecommenderConfig):
         self.layer_norm_eps = float(layer_norm_eps)
         self.layer_norm_position = layer_norm_position
         self.scale_embeddings = bool(scale_embeddings)
+
+
+class RecurrentRecommenderConfig(SequentialRecommenderConfig):
+    r"""
+    [`SequentialRecommenderConfig`] plus the fields of the GRU encoders that GRU4Rec and NARM share. Each family sets
+    its own dropout defaults through `_default_embedding_dropout` / `_default_hidden_dropout`.
+
+    Args:
+        num_hidden_layers (`int`, *optional*, defaults to 1): Stacked GRU layers.
+        gru_hidden_size (`int`, *optional*): Units per GRU layer. Defaults to `hidden_size`.
+        embedding_dropout (`float`, *optional*): Dropout on item embeddings before the GRU.
+        hidden_dropout_prob (`float`, *optional*): Dropout after the encoder (and between stacked GRU layers).
+    """
+
+    _default_embedding_dropout = 0.0
+    _default_hidden_dropout = 0.0
+
+    def __init__(
+        self,
+        num_hidden_layers: int = 1,
+        gru_hidden_size: int | None = None,
+        embedding_dropout: float | None = None,
+        hidden_dropout_prob: float | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if gru_hidden_size is None:
+            gru_hidden_size = self.hidden_size
+        if embedding_dropout is None:
+            embedding_dropout = self._default_embedding_dropout
+        if hidden_dropout_prob is None:
+            hidden_dropout_prob = self._default_hidden_dropout
+        _check_int("num_hidden_layers", num_hidden_layers, minimum=1)
+        _check_int("gru_hidden_size", gru_hidden_size, minimum=1)
+        _check_probability("embedding_dropout", embedding_dropout)
+        _check_probability("hidden_dropout_prob", hidden_dropout_prob)
+        self.num_hidden_layers = num_hidden_layers
+        self.gru_hidden_size = gru_hidden_size
+        self.embedding_dropout = float(embedding_dropout)
+        self.hidden_dropout_prob = float(hidden_dropout_prob)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from .configuration_common import SequentialRecommenderConfig, _check_int, _check_probability
+from .configuration_common import RecurrentRecommenderConfig
 
 
-class NARMConfig(SequentialRecommenderConfig):
+class NARMConfig(RecurrentRecommenderConfig):
     r"""
     Configuration of [`NARMModel`] / [`NARMForSequentialRecommendation`] (Li et al., CIKM 2017, "Neural Attentive
     Session-based Recommendation").
 
-    Takes every argument of [`SequentialRecommenderConfig`]. `hidden_size` is the item embedding size (the paper's
+    Takes every argument of [`SequentialRecommenderConfig`] and [`RecurrentRecommenderConfig`]. `hidden_size` is the item embedding size (the paper's
     50), in which items are scored; `max_position_embeddings` only bounds how many recent items are read.
 
     Args:
@@ -33,25 +33,11 @@ class NARMConfig(SequentialRecommenderConfig):
     model_type = "narm"
     training_objective = "causal"
 
-    def __init__(
-        self,
-        num_hidden_layers: int = 1,
-        gru_hidden_size: int | None = None,
-        embedding_dropout: float = 0.25,
-        hidden_dropout_prob: float = 0.5,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if gru_hidden_size is None:
-            gru_hidden_size = self.hidden_size
-        _check_int("num_hidden_layers", num_hidden_layers, minimum=1)
-        _check_int("gru_hidden_size", gru_hidden_size, minimum=1)
-        _check_probability("embedding_dropout", embedding_dropout)
-        _check_probability("hidden_dropout_prob", hidden_dropout_prob)
-        self.num_hidden_layers = num_hidden_layers
-        self.gru_hidden_size = gru_hidden_size
-        self.embedding_dropout = float(embedding_dropout)
-        self.hidden_dropout_prob = float(hidden_dropout_prob)
+    _default_embedding_dropout = 0.25
+    _default_hidden_dropout = 0.5
 
+
+    def __init__(self, **kwargs):  # an explicit __init__ keeps transformers from turning the class into a dataclass
+        super().__init__(**kwargs)
 
 __all__ = ["NARMConfig"]

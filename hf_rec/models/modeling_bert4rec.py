@@ -104,15 +104,6 @@ class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPr
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.get_input_embeddings()
-
-    def get_output_embeddings(self):
-        return self.item_head
-
-    def get_item_embeddings(self) -> torch.Tensor:
-        return self.item_head.weight  # [V, H], tied to the input item embedding
-
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids, attention_mask).last_hidden_state
 

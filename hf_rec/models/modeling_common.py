@@ -446,6 +446,40 @@ class SequentialRecommenderMixin:
     `recommend`.
     """
 
+    # The tied scoring head: `self.model` is the family's encoder, `self.item_head` shares its item embedding.
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def get_output_embeddings(self):
+        return self.item_head
+
+    def get_item_embeddings(self) -> torch.Tensor:
+        """`[vocab_size, hidden]` table whose dot product with a user embedding scores an item."""
+        return self.item_head.weight
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequentialRecommenderOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
+                Defaults to `input_ids != pad_token_id`.
+            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The next item at each
+                position, -100 where no loss is taken.
+
+        Returns:
+            [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)` for
+            the next item; `hidden_states` `(batch_size, seq_len, hidden_size)` in both cases.
+        """
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        return self.recommendation_output(self.encode(input_ids, attention_mask), labels)
+
     def set_item_popularity(self, item_counts: torch.Tensor | None) -> None:
         """Sampling weights for `negative_sampling="popularity"` (item counts in the training data; not saved)."""
         if item_counts is None:

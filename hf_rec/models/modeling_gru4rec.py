@@ -93,40 +93,9 @@ class GRU4RecForSequentialRecommendation(SequentialRecommenderMixin, GRU4RecPreT
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.get_input_embeddings()
-
-    def get_output_embeddings(self):
-        return self.item_head
-
-    def get_item_embeddings(self) -> torch.Tensor:
-        return self.item_head.weight  # [V, H], tied to the input item embedding
-
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.model(input_ids, attention_mask).last_hidden_state  # [B, L, gru_hidden_size]
         return self.output_proj(self.dropout(states))  # [B, L, H]
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs,
-    ) -> SequentialRecommenderOutput:
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
-            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
-            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The next item at each
-                position, -100 where no loss is taken.
-
-        Returns:
-            [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)`;
-            `hidden_states` `(batch_size, seq_len, hidden_size)` in both cases.
-        """
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        return self.recommendation_output(self.encode(input_ids, attention_mask), labels)
 
 
 __all__ = ["GRU4RecModel", "GRU4RecPreTrainedModel", "GRU4RecForSequentialRecommendation"]

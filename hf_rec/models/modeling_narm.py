@@ -132,15 +132,6 @@ class NARMForSequentialRecommendation(SequentialRecommenderMixin, NARMPreTrained
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.get_input_embeddings()
-
-    def get_output_embeddings(self):
-        return self.item_head
-
-    def get_item_embeddings(self) -> torch.Tensor:
-        return self.item_head.weight  # [V, E], tied to the input item embedding
-
     def encode(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, last_position_only: bool = False
     ) -> torch.Tensor:

@@ -84,39 +84,8 @@ class SASRecForSequentialRecommendation(SequentialRecommenderMixin, SASRecPreTra
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.get_input_embeddings()
-
-    def get_output_embeddings(self):
-        return self.item_head
-
-    def get_item_embeddings(self) -> torch.Tensor:
-        return self.item_head.weight  # [V, H], tied to the input item embedding
-
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids, attention_mask).last_hidden_state
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs,
-    ):
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
-            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
-            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The next item at each
-                position, -100 where no loss is taken.
-
-        Returns:
-            [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)`.
-        """
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        hidden_states = self.encode(input_ids, attention_mask)
-        return self.recommendation_output(hidden_states, labels)
 
 
 __all__ = ["SASRecModel", "SASRecPreTrainedModel", "SASRecForSequentialRecommendation"]
