@@ -84,7 +84,7 @@ def test_missing_data_dir_fails_before_training(tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(ml100k_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    results = train(tiny_run(ml100k_dir), out)
+    results = train(tiny_run(ml100k_dir, training__group_by_length=True), out)
     return out, results
 
 

@@ -22,10 +22,11 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from ..data import ItemTokenizer, dataset_fingerprint, dataset_statistics, load_sequential_dataset
 from ..data.collators import SequentialCollator
-from ..evaluation import Evaluator
+from ..evaluation import Evaluator, evaluate_segments
 from ..models import FAMILIES, AutoModelForSequentialRecommendation
 from .config import RunConfig, atomic_write_text
 
@@ -125,10 +126,15 @@ def train(
         mask_probability=getattr(model.config, "mask_probability", 0.2),
         seed=tc.seed + accelerator.process_index,
     )
+    sampler = None
+    if tc.group_by_length:  # similar lengths per batch -> little padding; still shuffled within mega-batches
+        window = model.config.max_position_embeddings + 1
+        sampler = LengthGroupedSampler(tc.batch_size, lengths=[min(len(s), window) for s in train_rows["item_ids"]])
     train_loader = DataLoader(
         train_rows.with_format(columns=["item_ids"]),
         batch_size=tc.batch_size,
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         collate_fn=collator,
         num_workers=tc.num_workers,
         pin_memory=torch.cuda.is_available(),
@@ -254,6 +260,11 @@ def train(
         },
         "num_parameters": sum(p.numel() for p in best.parameters()),
     }
+    # per-segment (history length, target popularity, cold/warm) and beyond-accuracy test metrics; every process
+    results["test_segments"] = evaluate_segments(
+        best, splits["test"], splits["train"], evaluator=make_evaluator(run, splits["test"], seed_offset=1),
+        accelerator=accelerator,
+    )
     if main:
         write_run_folder(output_dir, best, tokenizer, run, results)
     accelerator.wait_for_everyone()
