@@ -6,6 +6,7 @@
     hf-rec push runs/sasrec-ml100k user/sasrec-ml100k
     hf-rec card runs/sasrec-ml100k --repo-id user/sasrec-ml100k --output README.md
     hf-rec hub-server --root /tmp/hub --port 8080
+    hf-rec study configs/studies/loss.yaml --data-dir ../shared/data/ml-100k --seeds 0 1 2
 
 Heavy imports (torch, transformers) happen inside the commands, so `hf-rec --help` is fast.
 """
@@ -86,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("run_folder", metavar="RUN_FOLDER", help="folder written by `hf-rec train`")
     card.add_argument("--repo-id", default=None, help="repo id used in the usage snippets (default: the folder path)")
     card.add_argument("--output", default=None, help="file to write (e.g. RUN_FOLDER/README.md); default: stdout")
+
+    study = commands.add_parser("study", help="run a factor study (points x seeds), resumably, and report mean ± std",
+                                description="Run every (point, seed) of a study file as an ordinary training run in "
+                                            "OUTPUT_DIR/<point>/seed<k>/ (complete runs are skipped, half-finished "
+                                            "ones resume), then write results.csv, results.md, segments.csv and plots "
+                                            "into OUTPUT_DIR. See docs/factor-study.md.")  # fmt: skip
+    study.add_argument("study", metavar="STUDY_YAML", help="study file, e.g. configs/studies/loss.yaml")
+    study.add_argument("--output-dir", default=None, help="study folder (default: studies/<study name>)")
+    study.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to run (default: the file's seeds)")
+    study.add_argument("--data-dir", default=None, help="folder with the dataset files (sets data.data_dir)")
+    study.add_argument("--dry-run", action="store_true", help="check every run config and print the plan; train nothing")
+    study.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from finished runs")
+    study.add_argument("overrides", nargs="*", help="extra section.key=value overrides for every run")
 
     server = commands.add_parser("hub-server", help="run the loopback Hub server (private Hub for tests/demos)",
                                  description="Run hf_rec's loopback Hugging Face Hub look-alike (fake auth, no LFS). "
@@ -194,7 +208,16 @@ def _hub_server(args) -> int:
     return server_main(argv + (["--verbose"] if args.verbose else []))
 
 
-COMMANDS = {"evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card, "hub-server": _hub_server}
+def _study(args) -> int:
+    from .study import run_from_args
+
+    try:
+        return run_from_args(args)
+    except ValueError as err:  # a bad study file or override: one clear line, no traceback
+        raise SystemExit(f"hf-rec study: {err}") from None
+
+
+COMMANDS = {"study": _study, "evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card, "hub-server": _hub_server}
 
 
 def main(argv: list[str] | None = None) -> int:

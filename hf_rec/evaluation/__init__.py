@@ -1,4 +1,5 @@
-"""Evaluation: full-catalogue ranking metrics, the sampled protocol, the `Evaluator`, and an
+"""Evaluation: full-catalogue ranking metrics, the sampled protocol, the `Evaluator`, segment and
+beyond-accuracy metrics (:mod:`hf_rec.evaluation.segments`), and an
 `evaluate` module. Every metric is a function of the target's 0-based rank (ties give no credit);
 see :mod:`hf_rec.evaluation.metrics`."""
 
@@ -14,6 +15,14 @@ from .metrics import (
     ranking_metrics,
     target_ranks,
     topk_by_embeddings,
+)
+from .segments import (
+    beyond_accuracy_metrics,
+    evaluate_segments,
+    history_length_groups,
+    popularity_groups,
+    segment_metrics,
+    training_item_counts,
 )
 from .sampled import sample_negatives, sampled_ranking_metrics, sampled_target_ranks
 
@@ -36,6 +45,12 @@ def load_metric(**kwargs):
 __all__ = [
     "Evaluator",
     "METRIC_SCRIPT",
+    "beyond_accuracy_metrics",
+    "evaluate_segments",
+    "history_length_groups",
+    "popularity_groups",
+    "segment_metrics",
+    "training_item_counts",
     "load_metric",
     "metrics_from_ranks",
     "model_special_ids",

@@ -28,6 +28,7 @@ from .metrics import (
     check_ks,
     metrics_from_ranks,
     rank_targets_by_embeddings,
+    topk_by_embeddings,
 )
 from .sampled import prefix_metrics, sample_negatives, sampled_target_ranks
 
@@ -192,9 +193,33 @@ class Evaluator:
             num_workers=self.num_workers,
         )
 
-    def evaluate(self, model: Any, accelerator: Any = None) -> dict[str, float]:
+    def evaluate(self, model: Any, accelerator: Any = None, return_ranks: bool = False):
         """Metric dict (``hr@K``, ``recall@K``, ``precision@K``, ``f1@K``, ``ndcg@K``, ``mrr@K`` per K,
-        prefixed ``sampled{N}[pop]_`` for the sampled protocol) plus ``num_users``."""
+        prefixed ``sampled{N}[pop]_`` for the sampled protocol) plus ``num_users``.
+
+        With ``return_ranks=True`` returns ``(metrics, ranks)``: ``ranks`` is a ``LongTensor[n_users]``
+        (CPU) of 0-based target ranks in dataset row order, gathered across processes (see :meth:`ranks`).
+        """
+        ranks, _ = self.ranks(model, accelerator)
+        metrics = metrics_from_ranks(ranks, self.ks)
+        if self.protocol == "sampled":
+            metrics = prefix_metrics(metrics, self.num_negatives, self.sampling)
+        return (metrics, ranks) if return_ranks else metrics
+
+    def ranks(self, model: Any, accelerator: Any = None, top_k: int | None = None):
+        """Per-user target ranks (and optionally each user's top-``top_k`` list) in dataset row order.
+
+        Args:
+            model: any model with the embedding contract (see the module docstring).
+            accelerator: optional ``accelerate.Accelerator``; every process gets the full result.
+            top_k (`int`, *optional*): also return the ``top_k`` best items per user from the full
+                catalogue (specials never; the user's history never when ``exclude_seen``), the same
+                lists ``recommend`` would give. The sampled protocol only changes the ranks.
+
+        Returns:
+            ``(ranks, topk)``: ``LongTensor[n_users]`` and ``LongTensor[n_users, top_k]`` (``-1`` pads
+            users with fewer rankable items) or ``None`` without ``top_k``; both on CPU.
+        """
         unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
         config = getattr(unwrapped, "config", None)
         specials = model_special_ids(config)
@@ -207,12 +232,12 @@ class Evaluator:
             unwrapped.eval()
         try:
             with torch.inference_mode():
-                return self._run(unwrapped, accelerator, specials, max_length)
+                return self._run(unwrapped, accelerator, specials, max_length, top_k)
         finally:
             if is_module and was_training:
                 unwrapped.train()
 
-    def _run(self, model: Any, accelerator: Any, specials: list[int], max_length: int | None) -> dict[str, float]:
+    def _run(self, model: Any, accelerator: Any, specials: list[int], max_length: int | None, top_k: int | None):
         from tqdm import tqdm
 
         item_emb = model.get_item_embeddings()
@@ -235,7 +260,7 @@ class Evaluator:
         if self.protocol == "sampled" and self.sampling == "popularity":
             item_counts = torch.as_tensor(np.asarray(self.item_counts), dtype=torch.float64)
 
-        all_ranks = []
+        all_ranks, all_rows, all_topk = [], [], []
         bar = tqdm(dataloader, desc="Evaluating", disable=not (self.show_progress and is_main))
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -267,11 +292,26 @@ class Evaluator:
                     user_indices=batch["index"].cpu(),
                 )
                 ranks = sampled_target_ranks(user_emb, batch["targets"], negatives.to(device), item_emb=item_emb)
+            rows = batch["index"]
+            topk = None
+            if top_k is not None:
+                topk, _ = topk_by_embeddings(
+                    user_emb, item_emb, top_k, exclude=history, special_ids=specials,
+                    item_chunk_size=self.item_chunk_size, user_chunk_size=self.user_chunk_size,
+                )  # fmt: skip
             if accelerator is not None:
-                ranks = accelerator.gather_for_metrics(ranks)
+                ranks, rows = accelerator.gather_for_metrics((ranks, rows))
+                if topk is not None:
+                    topk = accelerator.gather_for_metrics(topk)
             all_ranks.append(ranks.cpu())
+            all_rows.append(rows.cpu())
+            if topk is not None:
+                all_topk.append(topk.cpu())
         ranks = torch.cat(all_ranks) if all_ranks else torch.empty(0, dtype=torch.long)
-        metrics = metrics_from_ranks(ranks, self.ks)
-        if self.protocol == "sampled":
-            metrics = prefix_metrics(metrics, self.num_negatives, self.sampling)
-        return metrics
+        rows = torch.cat(all_rows) if all_rows else torch.empty(0, dtype=torch.long)
+        order = torch.argsort(rows)  # dataset row order, whatever the sharding across processes
+        ranks = ranks[order]
+        if top_k is None:
+            return ranks, None
+        topk = torch.cat(all_topk) if all_topk else torch.full((0, top_k), -1, dtype=torch.long)
+        return ranks, topk[order]
