@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from huggingface_hub import ModelCard, list_repo_files
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
+from hf_rec.data import ItemTokenizer
 from hf_rec.models import FAMILIES as ALL_FAMILIES
 from hf_rec.hub import load_recommender, push_to_hub, validate_run_folder
 from hub_fixtures import run_python_fresh, unique_repo_id
@@ -92,6 +96,20 @@ def test_push_uploads_the_run_files_only(pushed):
     assert (folder / "checkpoints").is_dir() and (folder / "tensorboard").is_dir() and (folder / "best_model").is_dir()
     assert not [f for f in files if f.split("/")[0] in ("checkpoints", "best_model", "tensorboard")]
     assert json.loads((folder / "config.json").read_text())["auto_map"]
+
+
+def test_push_publishes_no_local_paths(pushed):
+    from huggingface_hub import hf_hub_download
+
+    repo, (folder, _, _) = next(iter(pushed.items()))
+    local_data_dir = yaml.safe_load((folder / "training_config.yaml").read_text())["data"]["data_dir"]
+    assert local_data_dir  # the run folder itself keeps it, for --resume and reruns
+    for name in ("training_config.yaml", "item_tokenizer.json"):
+        text = Path(hf_hub_download(repo, name)).read_text()
+        assert local_data_dir not in text and str(Path(local_data_dir).parent) not in text, name
+    tokenizer = ItemTokenizer.from_pretrained(Path(hf_hub_download(repo, "item_tokenizer.json")).parent)
+    local = ItemTokenizer.from_pretrained(folder)
+    assert tokenizer.item_ids == local.item_ids and tokenizer.item_texts == local.item_texts
 
 
 def test_pushed_card_metadata_parses_and_holds_the_metrics(pushed):

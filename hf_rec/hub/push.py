@@ -129,6 +129,29 @@ def _render_card(folder: Path, repo_id: str) -> bytes:
     return minimal_model_card(config, repo_id).encode()
 
 
+def _public_copy(folder: Path, name: str) -> bytes | str:
+    """What to upload for `name`: local filesystem paths (the data folder a run read) are not published.
+
+    `item_tokenizer.json` keeps only the data folder's name in `metadata.source`; `training_config.yaml` drops
+    `data.data_dir` (the dataset is identified by name, options and fingerprint instead).
+    """
+    path = folder / name
+    if name == "item_tokenizer.json":
+        data = json.loads(path.read_text())
+        source = data.get("metadata", {}).get("source")
+        if isinstance(source, str) and os.sep in source:
+            data["metadata"]["source"] = Path(source).name
+            return json.dumps(data, ensure_ascii=False, indent=1).encode()
+    elif name == "training_config.yaml":
+        import yaml
+
+        config = yaml.safe_load(path.read_text())
+        if isinstance(config, dict) and (config.get("data") or {}).get("data_dir"):
+            config["data"]["data_dir"] = None
+            return yaml.safe_dump(config, sort_keys=False).encode()
+    return str(path)
+
+
 # ---------------------------------------------------------------------------------------------- push
 def push_to_hub(
     run_folder_or_model: Any,
@@ -186,7 +209,7 @@ def push_to_hub(
     folder = validate_run_folder(run_folder_or_model)
     files = [f for f in run_folder_files(folder) if f != CARD_FILE]
     family = json.loads((folder / "config.json").read_text())["model_type"]
-    operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
+    operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=_public_copy(folder, f)) for f in files]
     operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=_render_card(folder, repo_id)))
 
     api = HfApi(endpoint=endpoint, token=token)
