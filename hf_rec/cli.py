@@ -228,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         train_main(argv[1:])
         return 0
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as err:  # bad input (unknown ids, missing files): one line, no traceback
+        raise SystemExit(f"hf-rec {args.command}: {err}") from None
 
 
 if __name__ == "__main__":
