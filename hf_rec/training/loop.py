@@ -253,7 +253,13 @@ def train(
     best = accelerator.unwrap_model(model)
     if (output_dir / BEST_MODEL).is_dir():
         best = AutoModelForSequentialRecommendation.from_pretrained(output_dir / BEST_MODEL).to(accelerator.device)
-    test_metrics = make_evaluator(run, splits["test"], seed_offset=1).evaluate(best, accelerator)
+    # One pass over the test users gives the metrics, the per-segment metrics (history length, target popularity,
+    # cold/warm) and the beyond-accuracy metrics of the top-K lists.
+    test_segments = evaluate_segments(
+        best, splits["test"], splits["train"], evaluator=make_evaluator(run, splits["test"], seed_offset=1),
+        accelerator=accelerator,
+    )
+    test_metrics = test_segments.pop("overall")
     accelerator.print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items() if "@" in k))
     accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=state["global_step"])
 
@@ -280,11 +286,7 @@ def train(
         },
         "num_parameters": sum(p.numel() for p in best.parameters()),
     }
-    # per-segment (history length, target popularity, cold/warm) and beyond-accuracy test metrics; every process
-    results["test_segments"] = evaluate_segments(
-        best, splits["test"], splits["train"], evaluator=make_evaluator(run, splits["test"], seed_offset=1),
-        accelerator=accelerator,
-    )
+    results["test_segments"] = test_segments
     if main:
         write_run_folder(output_dir, best, tokenizer, run, results)
     accelerator.wait_for_everyone()
