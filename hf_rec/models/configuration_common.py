@@ -33,7 +33,9 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         negative_sampling (`str`, *optional*, defaults to `"uniform"`):
             `"uniform"` over items, or `"popularity"` (needs `set_item_popularity`; pair with `logq_correction`).
         logq_correction (`bool`, *optional*, defaults to `False`):
-            Subtract log sampling probability from negative logits in `sampled_softmax` (Yi et al. 2019).
+            In `sampled_softmax`, subtract log(expected count) = log(num_negatives * q(item)) from each negative's
+            logit, which turns the sampled sum into an importance-weighted estimate of the full softmax's
+            denominator (Bengio & Senecal 2008; Yi et al. 2019).
         gbce_t (`float`, *optional*, defaults to 0.75):
             gSASRec calibration parameter in [0, 1]; 0 is plain BCE, 1 is fully calibrated.
         pad_token_id (`int`, *optional*, defaults to 0):
