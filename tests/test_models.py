@@ -504,3 +504,20 @@ def test_real_data_loss_decreases_and_ranks_better_than_chance(family, overrides
     if overrides.get("loss_type") == "gbce":
         return  # gBCE weights the positive by beta / (1 + num_negatives): 60 steps move the loss, not yet the ranking
     assert metrics["hr@50"] > 0.06, metrics
+
+
+def test_loading_a_checkpoint_of_another_type_or_a_truncated_one_fails_clearly(tmp_path):
+    model = make_model("sasrec")
+    model.save_pretrained(tmp_path / "sasrec")
+    with pytest.raises(ValueError, match="holds a 'sasrec' checkpoint, not 'bert4rec'"):
+        BERT4RecForSequentialRecommendation.from_pretrained(tmp_path / "sasrec")
+    # Weights of another architecture under a matching config: missing weights are an error, not random init.
+    other = make_model("gru4rec")
+    other.save_pretrained(tmp_path / "mixed")
+    (tmp_path / "mixed" / "config.json").write_text((tmp_path / "sasrec" / "config.json").read_text())
+    with pytest.raises(ValueError, match="lacks .* weight"):
+        AutoModelForSequentialRecommendation.from_pretrained(tmp_path / "mixed")
+    weights = tmp_path / "sasrec" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match="cannot read the weights file"):
+        AutoModelForSequentialRecommendation.from_pretrained(tmp_path / "sasrec")

@@ -446,6 +446,37 @@ class SequentialRecommenderMixin:
     `recommend`.
     """
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, strict: a checkpoint of another model type, or one that lacks weights
+        (truncated, or saved by another architecture), raises a `ValueError` instead of loading random weights."""
+        if kwargs.get("config") is None and cls.config_class is not None:
+            hub_kwargs = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only", "subfolder",
+                                                 "force_download", "proxies") if k in kwargs}  # fmt: skip
+            config_dict, _ = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+            found = config_dict.get("model_type")
+            if found != cls.config_class.model_type:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} holds a {found!r} checkpoint, not {cls.config_class.model_type!r}: "
+                    f"load it with its own class (hf_rec's AutoModelForSequentialRecommendation picks it)"
+                )
+        want_info = kwargs.pop("output_loading_info", False)
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        except Exception as err:  # safetensors' own error type; named here so no import is needed
+            if type(err).__name__ == "SafetensorError":
+                raise ValueError(f"{pretrained_model_name_or_path}: cannot read the weights file ({err})") from err
+            raise
+        missing = list(info.get("missing_keys", []))  # already without `_keys_to_ignore_on_load_missing`
+        if missing:
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: the checkpoint lacks {len(missing)} weight(s) of "
+                f"{cls.__name__} (e.g. {sorted(missing)[:3]}); it is truncated or was saved by another architecture"
+            )
+        return (model, info) if want_info else model
+
     # The tied scoring head: `self.model` is the family's encoder, `self.item_head` shares its item embedding.
     def get_input_embeddings(self):
         return self.model.get_input_embeddings()
