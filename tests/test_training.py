@@ -156,8 +156,8 @@ def test_resume_after_a_kill_continues_from_the_last_epoch(ml100k_dir, tmp_path,
 
 
 def test_two_process_training_evaluates_every_user_once(ml100k_dir, tmp_path):
-    """`accelerate launch --multi_gpu --num_processes 2` on CPU (ACCELERATE_USE_CPU=1), in a fresh process: a
-    forked launcher inside this already-threaded test process can deadlock."""
+    """`accelerate launch --config_file configs/accelerate/cpu-2proc.yaml` on CPU (ACCELERATE_USE_CPU=1), in a fresh
+    process: a forked launcher inside this already-threaded test process can deadlock."""
     import os
     import subprocess
     import sys
@@ -167,8 +167,9 @@ def test_two_process_training_evaluates_every_user_once(ml100k_dir, tmp_path):
     run.save(config)
     out = tmp_path / "ddp"
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+    # The shipped config file, as the README tells users to run it.
+    command = [sys.executable, "-m", "accelerate.commands.launch",
+               "--config_file", str(REPO / "configs" / "accelerate" / "cpu-2proc.yaml"),
                str(REPO / "train.py"), "--config", str(config), "--output-dir", str(out)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
