@@ -196,3 +196,28 @@ def test_packaged_backbone_resolves_to_its_local_copy():
     assert local_backbone("sentence-transformers/all-MiniLM-L6-v2") == str(gt.get_model_path())
     assert Path(local_backbone("sentence-transformers/all-MiniLM-L6-v2"), "config.json").is_file()
     assert local_backbone("org/other-model") == "org/other-model"
+
+
+def test_cold_item_option_keeps_held_out_items_out_of_training_and_reports_them(ml100k_dir, tmp_path, monkeypatch):
+    import hf_rec.data.collators as collators
+
+    seen_in_training = set()
+    real_call = collators.SequentialCollator.__call__
+
+    def recording_call(self, rows):
+        for row in rows:
+            seen_in_training.update(int(i) for i in row["item_ids"])
+        return real_call(self, rows)
+
+    monkeypatch.setattr(collators.SequentialCollator, "__call__", recording_call)
+    run = tiny_run(ml100k_dir, training__num_epochs=1, data__cold_item_fraction=0.2, data__cold_item_seed=3)
+    results = train(run, tmp_path / "cold")
+    from hf_rec.data import load_sequential_dataset
+    from hf_rec.evaluation.cold_start import cold_start_split
+
+    splits, tokenizer = load_sequential_dataset("ml-100k", ml100k_dir)
+    _, cold_test, cold_items = cold_start_split(splits, tokenizer, 0.2, seed=3)
+    assert not seen_in_training & set(cold_items)  # no cold item reached a training batch
+    assert results["test_cold"]["num_users"] == len(cold_test) > 0
+    assert results["test"]["num_users"] == 943  # the ordinary test split is still scored in full
+    assert results["dataset"]["cold_items"] == {"fraction": 0.2, "seed": 3}

@@ -18,7 +18,11 @@ from ..models import FAMILIES
 
 @dataclass
 class DataArgs:
-    """Which data, and how to process it (see `hf_rec.data.load_sequential_dataset`)."""
+    """Which data, and how to process it (see `hf_rec.data.load_sequential_dataset`).
+
+    `cold_item_fraction` holds out that share of the items (seeded by `cold_item_seed`) from training and
+    validation; the run then also reports `test_cold`: metrics on the users whose test item was never trained on.
+    """
 
     name: str = "ml-100k"
     data_dir: str | None = None
@@ -26,10 +30,14 @@ class DataArgs:
     user_k_core: int | None = None
     item_k_core: int | None = None
     max_history: int | None = None
+    cold_item_fraction: float | None = None
+    cold_item_seed: int = 0
 
     def __post_init__(self):
         if not self.name:
             raise ValueError("data.name must name a dataset or a file")
+        if self.cold_item_fraction is not None and not 0.0 < float(self.cold_item_fraction) < 1.0:
+            raise ValueError(f"data.cold_item_fraction must be in (0, 1) or null, got {self.cold_item_fraction!r}")
 
     def load_options(self) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from ..data import ItemTokenizer, dataset_fingerprint, dataset_statistics, load_sequential_dataset
 from ..data.collators import SequentialCollator
 from ..evaluation import Evaluator, evaluate_segments
+from ..evaluation.cold_start import cold_start_split
 from ..models import FAMILIES, AutoModelForSequentialRecommendation
 from .config import RunConfig, atomic_write_text
 
@@ -129,6 +130,15 @@ def train(
     with accelerator.main_process_first():
         splits, tokenizer = load_sequential_dataset(run.data.name, run.data.data_dir, **run.data.load_options())
     fingerprint = dataset_fingerprint(splits, run.data.load_options())
+    statistics = dataset_statistics(splits)
+    test_split, cold_test = splits["test"], None
+    if run.data.cold_item_fraction:  # cold start: some items appear in no training or validation sequence
+        splits, cold_test, cold_items = cold_start_split(
+            splits, tokenizer, run.data.cold_item_fraction, seed=run.data.cold_item_seed
+        )
+        accelerator.print(
+            f"cold start: {len(cold_items)} items held out of training; {len(cold_test)} test users have a cold target"
+        )
     model = build_model(run, tokenizer)
     objective = getattr(model, "training_objective", "causal")
     min_length = SequentialCollator.min_length(objective)
@@ -256,10 +266,14 @@ def train(
     # One pass over the test users gives the metrics, the per-segment metrics (history length, target popularity,
     # cold/warm) and the beyond-accuracy metrics of the top-K lists.
     test_segments = evaluate_segments(
-        best, splits["test"], splits["train"], evaluator=make_evaluator(run, splits["test"], seed_offset=1),
+        best, test_split, splits["train"], evaluator=make_evaluator(run, test_split, seed_offset=1),
         accelerator=accelerator,
     )
     test_metrics = test_segments.pop("overall")
+    cold_metrics = None
+    if cold_test is not None and len(cold_test):
+        cold_metrics = make_evaluator(run, cold_test, seed_offset=2).evaluate(best, accelerator)
+        accelerator.print("test, cold targets: " + ", ".join(f"{k} {v:.4f}" for k, v in cold_metrics.items() if "@" in k))
     accelerator.print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items() if "@" in k))
     accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=state["global_step"])
 
@@ -274,7 +288,7 @@ def train(
             "name": run.data.name,
             "options": run.data.load_options(),
             "fingerprint": fingerprint,
-            "statistics": dataset_statistics(splits),
+            "statistics": statistics,
         },
         "training": {
             "train_seconds": train_seconds,
@@ -287,6 +301,9 @@ def train(
         "num_parameters": sum(p.numel() for p in best.parameters()),
     }
     results["test_segments"] = test_segments
+    if cold_test is not None:
+        results["test_cold"] = cold_metrics
+        results["dataset"]["cold_items"] = {"fraction": run.data.cold_item_fraction, "seed": run.data.cold_item_seed}
     if main:
         write_run_folder(output_dir, best, tokenizer, run, results)
     accelerator.wait_for_everyone()
