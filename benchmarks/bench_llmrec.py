@@ -124,8 +124,8 @@ def write_report(rows, args, backbone) -> None:
     lines += [
         "",
         "`wall s` includes data loading, per-epoch validation, and for llmrec the one-off MiniLM encoding of all item "
-        "texts (cached on disk afterwards). Peak RSS is per process. A few epochs on a shared CPU: a smoke-level "
-        "comparison, not converged numbers. `mode=lora` was not benchmarked (no GPU was available).",
+        "texts (cached on disk afterwards). Peak RSS is per process. One seed on a shared CPU; "
+        "early-stopped runs (see the command) are closer to convergence than fixed short budgets. `mode=lora` was not benchmarked (no GPU was available).",
         "",
     ]
     Path(args.out).write_text("\n".join(lines))
