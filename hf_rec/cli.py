@@ -6,7 +6,7 @@
     hf-rec push runs/sasrec-ml100k user/sasrec-ml100k
     hf-rec card runs/sasrec-ml100k --repo-id user/sasrec-ml100k --output README.md
     hf-rec hub-server --root /tmp/hub --port 8080
-    hf-rec study configs/studies/loss.yaml --data-dir ../shared/data/ml-100k --seeds 0 1 2
+    hf-rec study configs/studies/loss.yaml --data-dir ../shared/data/ml-100k --seeds 0,1,2
 
 Heavy imports (torch, transformers) happen inside the commands, so `hf-rec --help` is fast.
 """
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "into OUTPUT_DIR. See docs/factor-study.md.")  # fmt: skip
     study.add_argument("study", metavar="STUDY_YAML", help="study file, e.g. configs/studies/loss.yaml")
     study.add_argument("--output-dir", default=None, help="study folder (default: studies/<study name>)")
-    study.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to run (default: the file's seeds)")
+    study.add_argument("--seeds", type=_int_list, default=None,
+                       help="comma-separated seeds to run, e.g. 0,1,2 (default: the file's seeds)")
     study.add_argument("--data-dir", default=None, help="folder with the dataset files (sets data.data_dir)")
     study.add_argument("--dry-run", action="store_true", help="check every run config and print the plan; train nothing")
     study.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from finished runs")
@@ -220,6 +221,13 @@ def _study(args) -> int:
 COMMANDS = {"study": _study, "evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card, "hub-server": _hub_server}
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
@@ -227,7 +235,14 @@ def main(argv: list[str] | None = None) -> int:
 
         train_main(argv[1:])
         return 0
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    # argparse binds a trailing `nargs="*"` positional before later options, so `study X.yaml --seeds 0 a.b=1`
+    # leaves `a.b=1` unparsed: dotted overrides are accepted wherever they appear.
+    if unknown and getattr(args, "overrides", None) is not None and all("=" in u and not u.startswith("-") for u in unknown):
+        args.overrides = list(args.overrides) + unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as err:  # bad input (unknown ids, missing files): one line, no traceback

@@ -197,3 +197,21 @@ def test_tiny_real_study_end_to_end(tmp_path, ml100k_dir):
     rows = {r["point"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))}
     assert set(rows) == {"ce", "bce"} and all(r["n_seeds"] == "2" for r in rows.values())
     assert all(float(r["test/ndcg@10_mean"]) > 0 for r in rows.values())
+
+
+def test_cli_accepts_overrides_after_options(tmp_path, monkeypatch):
+    """`hf-rec study X.yaml --seeds 0 training.num_epochs=2`: overrides after options reach every run."""
+    import hf_rec.study as study_pkg
+    from hf_rec.cli import main
+
+    seen = {}
+
+    def fake_run_from_args(args):
+        seen["overrides"], seen["seeds"] = list(args.overrides), args.seeds
+        return 0
+
+    monkeypatch.setattr(study_pkg, "run_from_args", fake_run_from_args)
+    assert main(["study", "some.yaml", "--seeds", "0,2", "training.num_epochs=2", "model.hidden_size=8"]) == 0
+    assert seen == {"overrides": ["training.num_epochs=2", "model.hidden_size=8"], "seeds": [0, 2]}
+    with pytest.raises(SystemExit):
+        main(["study", "some.yaml", "--seeds", "0", "--no-such-flag"])
