@@ -521,3 +521,25 @@ def test_loading_a_checkpoint_of_another_type_or_a_truncated_one_fails_clearly(t
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(ValueError, match="cannot read the weights file"):
         AutoModelForSequentialRecommendation.from_pretrained(tmp_path / "sasrec")
+
+
+@pytest.mark.parametrize("loss_type", ["ce", "bce", "sampled_softmax", "gbce"])
+def test_items_outside_the_training_set_get_no_gradient(loss_type):
+    """set_training_items: a held-out (cold) item is neither in the softmax nor drawn as a negative."""
+    torch.manual_seed(0)
+    model = make_model("sasrec", loss_type=loss_type, num_negatives=16).train()
+    batch = train_batch(model)
+    cold = [i for i in range(1, VOCAB_SIZE - 1) if i not in set(batch["input_ids"].flatten().tolist())
+            and i not in set(batch["labels"].flatten().tolist())]  # fmt: skip
+    assert cold, "the test batch uses every item"
+    model.set_training_items([i for i in range(1, VOCAB_SIZE - 1) if i not in cold])
+    for _ in range(3):  # several draws of negatives
+        model.zero_grad()
+        model(**batch).loss.backward()
+        item_grad = model.get_input_embeddings().weight.grad
+        assert item_grad[cold].abs().sum() == 0
+    model.set_training_items(None)
+    model.zero_grad()
+    model(**batch).loss.backward()
+    if loss_type == "ce":  # without the restriction every item is in the softmax
+        assert model.get_input_embeddings().weight.grad[cold].abs().sum() > 0

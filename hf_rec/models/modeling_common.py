@@ -278,30 +278,39 @@ def recommendation_loss(
     item_embeddings: torch.Tensor,
     config,
     sampling_weights: torch.Tensor | None = None,
+    candidate_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Loss of predicting `labels` ([N]) from `hidden` ([N, H]) against the item table ([V, H]).
 
     `config.loss_type`: `ce` (full softmax), `bce` (one uniform negative per position, SASRec paper),
     `sampled_softmax` (`num_negatives` shared negatives, optional logQ correction) or `gbce` (gSASRec).
+    `sampling_weights` ([V]) draws negatives by weight instead of uniformly; `candidate_mask` ([V] bool) limits
+    the softmax and the negatives to the items that exist at training time (cold-start simulation).
     """
     loss_type = config.loss_type
+    if candidate_mask is not None:
+        weights = torch.ones_like(candidate_mask, dtype=torch.float) if sampling_weights is None else sampling_weights
+        sampling_weights = weights * candidate_mask
     if loss_type == "ce":
         # Score only the training items 1..num_train_items (a contiguous slice: no special-id masking, no copy).
         train_items = item_embeddings[1 : config.num_train_items + 1]
         logits = hidden @ train_items.T  # [N, num_train_items]
+        if candidate_mask is not None:
+            logits = logits.masked_fill(~candidate_mask[1 : config.num_train_items + 1], float("-inf"))
         return F.cross_entropy(logits.float(), labels - 1)
 
     positive_logits = (hidden * item_embeddings[labels]).sum(-1)  # [N]
     if loss_type == "bce":
-        negatives = sample_negative_ids(labels.numel(), config, hidden.device)
-        # A negative that equals the positive is moved to the next item (1/num_items chance; keeps shapes fixed).
-        negatives = torch.where(negatives == labels, negatives % config.num_train_items + 1, negatives)
+        negatives = sample_negative_ids(labels.numel(), config, hidden.device, sampling_weights=sampling_weights)
         negative_logits = (hidden * item_embeddings[negatives]).sum(-1)
-        return F.binary_cross_entropy_with_logits(
-            positive_logits.float(), torch.ones_like(positive_logits, dtype=torch.float)
-        ) + F.binary_cross_entropy_with_logits(
-            negative_logits.float(), torch.zeros_like(negative_logits, dtype=torch.float)
+        valid = (negatives != labels).float()  # a negative that happens to be the positive is dropped
+        negative_loss = F.binary_cross_entropy_with_logits(
+            negative_logits.float(), torch.zeros_like(negative_logits, dtype=torch.float), reduction="none"
         )
+        positive_loss = F.binary_cross_entropy_with_logits(
+            positive_logits.float(), torch.ones_like(positive_logits, dtype=torch.float)
+        )
+        return positive_loss + (negative_loss * valid).sum() / valid.sum().clamp(min=1.0)
 
     # Shared negatives: one [N, H] x [H, num_negatives] matmul for the whole batch.
     negatives = sample_negative_ids(config.num_negatives, config, hidden.device, sampling_weights=sampling_weights)
@@ -521,6 +530,21 @@ class SequentialRecommenderMixin:
         weights[self.config.num_train_items + 1 :] = 0.0
         self._sampling_weights = weights
 
+    def set_training_items(self, items: torch.Tensor | None) -> None:
+        """Restrict the training softmax and negative sampling to `items` (indices; not saved). Used to simulate cold
+        start: held-out items must not even appear as negatives. `None` lifts the restriction."""
+        if items is None:
+            self._candidate_mask = None
+            return
+        mask = torch.zeros(self.config.vocab_size, dtype=torch.bool)
+        mask[torch.as_tensor(list(items), dtype=torch.long)] = True
+        mask[self.config.special_ids] = False
+        self._candidate_mask = mask
+
+    def _candidate_mask_for(self, device):
+        mask = getattr(self, "_candidate_mask", None)
+        return None if mask is None else mask.to(device)
+
     def _sampling_weights_for(self, device):
         weights = getattr(self, "_sampling_weights", None)
         if self.config.negative_sampling == "popularity" and weights is None:
@@ -546,6 +570,7 @@ class SequentialRecommenderMixin:
             item_embeddings,
             self.config,
             sampling_weights=self._sampling_weights_for(hidden_states.device),
+            candidate_mask=self._candidate_mask_for(hidden_states.device),
         )
         return SequentialRecommenderOutput(loss=loss, hidden_states=hidden_states)
 

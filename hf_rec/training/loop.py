@@ -169,6 +169,8 @@ def train(
         num_workers=tc.num_workers,
         pin_memory=torch.cuda.is_available(),
     )
+    if cold_test is not None:  # held-out items are not even negatives while training
+        model.set_training_items(sorted(set(tokenizer.item_indices) - set(cold_items)))
     if model.config.negative_sampling == "popularity":
         model.set_item_popularity(item_counts(splits["train"]["item_ids"], tokenizer.vocab_size))
     validator = make_evaluator(run, splits["validation"])
