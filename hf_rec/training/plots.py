@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_training_curves(history: list[dict], path: str | Path, metric: str = "ndcg@10") -> Path:
@@ -32,6 +33,8 @@ def plot_training_curves(history: list[dict], path: str | Path, metric: str = "n
     ax_metric.set_ylabel(f"validation {metric}")
     ax_metric.set_title(f"Validation {metric} (full ranking)")
     ax_metric.grid(alpha=0.3)
+    for ax in (ax_loss, ax_metric):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
