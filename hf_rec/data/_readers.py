@@ -59,6 +59,18 @@ def _empty(path: Path, what: str = "data rows") -> ValueError:
     return ValueError(f"{path}, line 1: file is empty (no {what})")
 
 
+def iter_fields(path: Path, text: str, sep: str, num_fields: int, layout: str):
+    """Yield `(line number, fields)` for the non-blank lines of `text`; a line with another field count raises a
+    ValueError naming the file, the line and the expected layout."""
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(sep)
+        if len(parts) != num_fields:
+            raise ValueError(f"{path}, line {lineno}: expected {num_fields} fields ({layout}), got {len(parts)}: {line!r}")
+        yield lineno, parts
+
+
 def _is_int(value: str) -> bool:
     try:
         int(value)

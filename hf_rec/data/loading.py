@@ -99,12 +99,7 @@ def _read_ml1m(directory: Path, item_text: bool) -> Interactions:
         movies = directory / "movies.dat"
         texts: dict[str, str] = {}
         text = R._decode(movies, R.read_bytes(movies), "latin-1")
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            parts = line.split("::")
-            if len(parts) != 3:
-                raise ValueError(f"{movies}, line {lineno}: expected 3 fields (MovieID::Title::Genres), got {len(parts)}: {line!r}")
+        for lineno, parts in R.iter_fields(movies, text, "::", 3, "MovieID::Title::Genres"):
             if not R._is_int(parts[0]):
                 raise ValueError(f"{movies}, line {lineno}: MovieID must be an integer, got {parts[0]!r}")
             texts[str(int(parts[0]))] = _movie_text(parts[1].strip(), parts[2].strip().split("|"))
@@ -172,12 +167,7 @@ def _read_index_map(path: Path) -> dict[int, str]:
     df = R.read_bytes(path)
     text = R._decode(path, df, "utf-8")
     out: dict[int, str] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2:
-            raise ValueError(f"{path}, line {lineno}: expected 2 TAB-separated fields (id, index), got {len(parts)}: {line!r}")
+    for lineno, parts in R.iter_fields(path, text, "\t", 2, "TAB-separated: id, index"):
         if not R._is_int(parts[1]):
             raise ValueError(f"{path}, line {lineno}: index must be an integer, got {parts[1]!r}")
         idx = int(parts[1])
