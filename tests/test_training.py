@@ -49,6 +49,9 @@ def tiny_run(data_dir, **overrides) -> RunConfig:
         ("model.loss_type=hinge", "loss_type must be one of"),
         ("model.hidden_dropout_prob=1.5", "hidden_dropout_prob"),
         ("model.vocab_size=10", "come from the dataset"),
+        ("training.cpu_threads=0", "cpu_threads"),
+        ("training.max_train_minutes=0", "max_train_minutes"),
+        ("training.max_train_minutes=soon", "max_train_minutes"),
     ],
 )
 def test_bad_config_is_rejected_with_a_clear_message(override, message):
@@ -221,3 +224,17 @@ def test_cold_item_option_keeps_held_out_items_out_of_training_and_reports_them(
     assert results["test_cold"]["num_users"] == len(cold_test) > 0
     assert results["test"]["num_users"] == 943  # the ordinary test split is still scored in full
     assert results["dataset"]["cold_items"] == {"fraction": 0.2, "seed": 3}
+
+
+def test_time_budget_stops_after_the_epoch_that_exceeds_it_and_still_tests(ml100k_dir, tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        run = tiny_run(ml100k_dir, training__num_epochs=5, training__max_train_minutes=1e-6, training__cpu_threads=1,
+                       evaluation__eval_every=3)
+        results = train(run, tmp_path / "out")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert results["training"]["epochs_run"] == 1  # any epoch takes longer than 60 microseconds
+    assert "validation" in results["history"][0]  # the last epoch is validated even off the eval_every grid
+    assert results["best_epoch"] == 1 and results["test"]["ndcg@10"] > 0

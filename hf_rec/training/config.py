@@ -58,6 +58,11 @@ class TrainArgs:
 
     `group_by_length` batches users of similar history length together (transformers' `LengthGroupedSampler`,
     randomised within mega-batches): on ML-1M it cuts padded positions from 46% to 2% of each batch.
+
+    `cpu_threads` sets torch's intra-op threads when training on CPU (default: torch's choice, one per core). On a
+    CPU that other jobs share, fewer threads can be several times faster: OpenMP threads busy-wait for a core that is
+    taken (benchmarks/results/cpu-threads.md). `max_train_minutes` ends training after the first epoch that brings
+    the training time past it (a time budget; validation and test still run).
     """
 
     num_epochs: int = 50
@@ -75,6 +80,8 @@ class TrainArgs:
     group_by_length: bool = False
     log_every: int = 50
     keep_checkpoints: int = 2
+    cpu_threads: int | None = None
+    max_train_minutes: float | None = None
 
     def __post_init__(self):
         for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "log_every", "keep_checkpoints"):
@@ -85,6 +92,16 @@ class TrainArgs:
             raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate!r}")
         if self.weight_decay < 0 or self.warmup_steps < 0 or self.num_workers < 0:
             raise ValueError("training.weight_decay, warmup_steps and num_workers must be >= 0")
+        if self.cpu_threads is not None and (
+            isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int) or self.cpu_threads < 1
+        ):
+            raise ValueError(f"training.cpu_threads must be a positive integer or null, got {self.cpu_threads!r}")
+        if self.max_train_minutes is not None and (
+            isinstance(self.max_train_minutes, bool)
+            or not isinstance(self.max_train_minutes, (int, float))
+            or not self.max_train_minutes > 0
+        ):
+            raise ValueError(f"training.max_train_minutes must be a number > 0 or null, got {self.max_train_minutes!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"training.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
         if self.lr_scheduler not in ("constant_with_warmup", "linear", "cosine"):

@@ -118,6 +118,8 @@ def train(
             project_dir=str(output_dir),
         )
     set_seed(tc.seed)
+    if tc.cpu_threads and accelerator.device.type == "cpu":
+        torch.set_num_threads(tc.cpu_threads)
     main = accelerator.is_main_process
     if resume and latest_checkpoint(output_dir) is None:
         accelerator.print(f"--resume: no complete checkpoint in {output_dir / CHECKPOINTS}; starting from scratch")
@@ -234,8 +236,13 @@ def train(
         train_seconds += epoch_seconds
         mean_loss = accelerator.reduce(loss_sum / max(batches, 1), reduction="mean").item()
         record = {"epoch": epoch, "train_loss": mean_loss, "train_seconds": epoch_seconds}
+        # Every process must take the same decision, so the slowest process's clock decides.
+        out_of_time = bool(tc.max_train_minutes) and (
+            accelerator.gather(torch.tensor([train_seconds], device=accelerator.device)).max().item()
+            >= 60 * tc.max_train_minutes
+        )
 
-        if epoch % ev.eval_every == 0 or epoch == tc.num_epochs:
+        if epoch % ev.eval_every == 0 or epoch == tc.num_epochs or out_of_time:
             metrics = validator.evaluate(accelerator.unwrap_model(model), accelerator)
             record["validation"] = metrics
             accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state["global_step"])
@@ -258,6 +265,9 @@ def train(
         save_checkpoint(accelerator, output_dir, state, tc.keep_checkpoints)
         if ev.early_stopping_patience and state["bad_epochs"] >= ev.early_stopping_patience:
             accelerator.print(f"early stopping: no {ev.metric_for_best_model} gain for {state['bad_epochs']} evaluations")
+            break
+        if out_of_time:
+            accelerator.print(f"time budget: {train_seconds:.0f} s of training >= training.max_train_minutes={tc.max_train_minutes}")
             break
 
     # ---- best weights, test, run folder ---------------------------------------------------------------------
