@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--output-dir", default=None, help="study folder (default: studies/<study name>)")
     study.add_argument("--seeds", type=_int_list, default=None,
                        help="comma-separated seeds to run, e.g. 0,1,2 (default: the file's seeds)")
+    study.add_argument("--point", dest="points", action="append", default=None, metavar="NAME",
+                       help="run only this point (repeat for several; default: all); the report covers these points")
     study.add_argument("--data-dir", default=None, help="folder with the dataset files (sets data.data_dir)")
     study.add_argument("--dry-run", action="store_true", help="check every run config and print the plan; train nothing")
     study.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from finished runs")

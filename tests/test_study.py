@@ -215,3 +215,20 @@ def test_cli_accepts_overrides_after_options(tmp_path, monkeypatch):
     assert seen == {"overrides": ["training.num_epochs=2", "model.hidden_size=8"], "seeds": [0, 2]}
     with pytest.raises(SystemExit):
         main(["study", "some.yaml", "--seeds", "0", "--no-such-flag"])
+
+
+def test_point_selection_runs_only_the_named_points(tmp_path, monkeypatch):
+    """`hf-rec study X.yaml --point NAME` (repeatable) trains only those points; grid names contain commas."""
+    from hf_rec.cli import main
+
+    path = write_study(tmp_path, {"seeds": [0], "grid": {"model.hidden_size": [32, 64], "model.num_hidden_layers": [1, 2]}})
+    fake = FakeTrain()
+    monkeypatch.setattr(study_runner, "train", fake)
+    out = tmp_path / "out"
+    assert main(["study", str(path), "--output-dir", str(out), "--point", "hidden_size=64,num_hidden_layers=2",
+                 "--point", "hidden_size=32,num_hidden_layers=1"]) == 0  # fmt: skip
+    assert sorted(c[0] for c in fake.calls) == ["hidden_size=32,num_hidden_layers=1", "hidden_size=64,num_hidden_layers=2"]
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["point"] for r in rows] == ["hidden_size=32,num_hidden_layers=1", "hidden_size=64,num_hidden_layers=2"]
+    with pytest.raises(SystemExit, match="no point named"):
+        main(["study", str(path), "--output-dir", str(out), "--point", "hidden_size=128"])

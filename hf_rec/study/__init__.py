@@ -33,6 +33,8 @@ def run_from_args(args) -> int:
     if args.data_dir is not None:
         extra.append(f"data.data_dir={args.data_dir}")
     study = load_study(args.study)
+    if getattr(args, "points", None):
+        study = study.select(args.points)
     if args.report_only:
         from pathlib import Path
 

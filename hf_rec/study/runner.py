@@ -23,6 +23,8 @@ a run whose resolved config differs from the one recorded in its folder (``study
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import json
 import re
@@ -73,6 +75,14 @@ class Study:
     factors: list[str]
     metric: str = "ndcg@10"
     description: str = ""
+
+    def select(self, names: list[str]) -> Study:
+        """The same study restricted to the named points (in file order); an unknown name is an error."""
+        known = [p.name for p in self.points]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"{self.path}: no point named {unknown}; the points are {known}")
+        return dataclasses.replace(self, points=[p for p in self.points if p.name in names])
 
     def run_overrides(self, point: StudyPoint, seed: int, extra: list[str] = ()) -> list[str]:
         return [*self.fixed_overrides, *point.overrides, f"training.seed={int(seed)}", *extra]
