@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging
 
 from .configuration_bert4rec import BERT4RecConfig
 from .modeling_common import (
     RecTransformerEncoder,
+    RecTransformerModelMixin,
     SequentialRecommenderMixin,
     SequentialRecommenderOutput,
-    init_recommender_weights,
+    SequentialRecommenderPreTrainedModel,
     reversed_position_ids,
 )
 
@@ -50,45 +49,23 @@ class BERT4RecEmbeddings(nn.Module):
         return embeddings * attention_mask[..., None].to(embeddings.dtype)
 
 
-class BERT4RecPreTrainedModel(PreTrainedModel):
+class BERT4RecPreTrainedModel(SequentialRecommenderPreTrainedModel):
     config_class = BERT4RecConfig
-    base_model_prefix = "model"
-    main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = False
 
-    def _init_weights(self, module):
-        init_recommender_weights(module, self.config.initializer_range)
 
-
-class BERT4RecModel(BERT4RecPreTrainedModel):
+class BERT4RecModel(RecTransformerModelMixin, BERT4RecPreTrainedModel):
     """The BERT4Rec encoder: `[B, L]` item indices (some may be the mask token) -> `[B, L, H]` hidden states,
-    every position attending to every item of its row (bidirectional)."""
+    every position attending to every item of its row (bidirectional). `forward`: `embeddings` -> `encoder`
+    (from `RecTransformerModelMixin`)."""
 
     def __init__(self, config: BERT4RecConfig):
         super().__init__(config)
         self.embeddings = BERT4RecEmbeddings(config)
         self.encoder = RecTransformerEncoder(config, is_causal=False)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings.item_embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings.item_embeddings = value
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
-            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items and mask
-                tokens, 0 for padding. Defaults to `input_ids != pad_token_id`.
-        """
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        hidden_states = self.encoder(self.embeddings(input_ids, attention_mask), attention_mask)
-        return BaseModelOutput(last_hidden_state=hidden_states)
 
 
 class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPreTrainedModel):
@@ -103,9 +80,6 @@ class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPr
         self.model = BERT4RecModel(config)
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids, attention_mask).last_hidden_state
 
     def max_history_length(self) -> int:
         """One position is kept for the mask token appended at prediction time."""
@@ -136,10 +110,9 @@ class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPr
         attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
         return input_ids, attention_mask
 
-    def get_user_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`[B, L]` left-padded histories -> `[B, H]`: the output at the mask token appended after each history."""
-        input_ids, attention_mask = self.append_mask_token(input_ids, attention_mask)
-        return self.encode(input_ids, attention_mask)[:, -1]
+    def encode_for_prediction(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The next item is read at the mask token appended after each history."""
+        return self.encode(*self.append_mask_token(input_ids, attention_mask))
 
     def forward(
         self,
@@ -148,31 +121,17 @@ class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPr
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> SequentialRecommenderOutput:
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices. With `labels`,
-                the cloze input (some items replaced by `config.mask_token_id`); without, plain histories.
-            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items and mask
-                tokens. Defaults to `input_ids != pad_token_id`.
-            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The original item at each masked
-                position, -100 elsewhere. Labels at positions whose input is not the mask token are ignored (with a
-                warning): the cloze loss is taken only where the item was hidden.
-
-        Returns:
-            [`SequentialRecommenderOutput`]: with `labels`, `loss` and the encoder's `hidden_states`
-            `(batch_size, seq_len, hidden_size)`; without, `logits` `(batch_size, vocab_size)` for the item after
-            each history (read at the appended mask token) and the `hidden_states` of that appended input.
-        """
-        if labels is None:
-            input_ids, attention_mask = self.append_mask_token(input_ids, attention_mask)
-            return self.recommendation_output(self.encode(input_ids, attention_mask), None)
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        unmasked = input_ids != self.config.mask_token_id
-        if bool((unmasked & (labels != -100)).any()):
-            logger.warning_once("BERT4Rec ignores labels at positions whose input is not the mask token")
-            labels = labels.masked_fill(unmasked, -100)
-        return self.recommendation_output(self.encode(input_ids, attention_mask), labels)
+        r"""`SequentialRecommenderMixin.forward` on the cloze task. With `labels`, `input_ids` has some items replaced
+        by `config.mask_token_id` and `labels` holds the original item at those positions, -100 elsewhere (a label
+        where the input is not the mask token is ignored, with a warning: the loss is taken only where the item was
+        hidden). Without `labels`, `input_ids` are plain histories and the next item is scored at the mask token
+        appended after each (`encode_for_prediction`)."""
+        if labels is not None:
+            unmasked = input_ids != self.config.mask_token_id
+            if bool((unmasked & (labels != -100)).any()):
+                logger.warning_once("BERT4Rec ignores labels at positions whose input is not the mask token")
+                labels = labels.masked_fill(unmasked, -100)
+        return super().forward(input_ids, attention_mask, labels, **kwargs)
 
 
 __all__ = ["BERT4RecModel", "BERT4RecPreTrainedModel", "BERT4RecForSequentialRecommendation"]

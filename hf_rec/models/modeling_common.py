@@ -5,7 +5,8 @@ Written once and imported by each `modeling_<family>.py` as `from .modeling_comm
 `trust_remote_code=True` where hf_rec is not installed. Imports only torch and transformers.
 
 Contents, in reading order: output dataclass -> attention mask -> attention / feed-forward / block / encoder
--> left-padded GRU helper -> losses -> chunked top-k -> the mixin with `recommend`.
+-> left-padded GRU helper -> weight init and the `PreTrainedModel` base -> losses -> chunked top-k -> the mixin
+with `recommend`.
 
 Conventions (see docs/architecture.md): inputs are LEFT-padded (the most recent item is at position -1),
 index 0 is padding, `config.mask_token_id` is the mask token; both are never scored.
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
 
@@ -190,6 +193,29 @@ class RecTransformerEncoder(nn.Module):
         return self.final_layer_norm(hidden_states)
 
 
+class RecTransformerModelMixin:
+    """`forward` and input-embedding access of an encoder built as `self.embeddings` (with `item_embeddings`) ->
+    `self.encoder` (a `RecTransformerEncoder`), as SASRec and BERT4Rec are."""
+
+    def get_input_embeddings(self):
+        return self.embeddings.item_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.item_embeddings = value
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items (and mask
+                tokens), 0 for padding. Defaults to `input_ids != pad_token_id`.
+        """
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        hidden_states = self.encoder(self.embeddings(input_ids, attention_mask), attention_mask)
+        return BaseModelOutput(last_hidden_state=hidden_states)
+
+
 def reversed_position_ids(seq_len: int, max_positions: int, device) -> torch.Tensor:
     """Position 0 is the most recent item: with left padding this is the same for every row and every padded length,
     so outputs do not depend on how much padding a batch has."""
@@ -199,6 +225,18 @@ def reversed_position_ids(seq_len: int, max_positions: int, device) -> torch.Ten
             "truncate histories to their most recent items"
         )
     return torch.arange(seq_len - 1, -1, -1, device=device)
+
+
+def recommender_gru(config) -> nn.GRU:
+    """GRU4Rec's and NARM's `batch_first` GRU: item embeddings (`hidden_size`) -> `gru_hidden_size` states, with
+    `hidden_dropout_prob` between stacked layers."""
+    return nn.GRU(
+        input_size=config.hidden_size,
+        hidden_size=config.gru_hidden_size,
+        num_layers=config.num_hidden_layers,
+        dropout=config.hidden_dropout_prob if config.num_hidden_layers > 1 else 0.0,
+        batch_first=True,
+    )
 
 
 def left_padded_gru(gru: nn.GRU, inputs: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -248,6 +286,17 @@ def init_recommender_weights(module: nn.Module, std: float, padding_idx: int | N
                 nn.init.xavier_uniform_(param)
             else:
                 nn.init.zeros_(param)
+
+
+class SequentialRecommenderPreTrainedModel(PreTrainedModel):
+    """Base of every family's `XPreTrainedModel`, which adds its `config_class` and capability flags. The encoder
+    sits at `model` in the recommendation heads, so checkpoint keys read `model.<...>`."""
+
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+
+    def _init_weights(self, module):
+        init_recommender_weights(module, self.config.initializer_range)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -450,9 +499,9 @@ def _exclusion_pairs(exclude, num_users: int, vocab_size: int, device) -> tuple[
 class SequentialRecommenderMixin:
     """Shared behaviour of hf_rec's recommendation heads.
 
-    A family implements `encode(input_ids, attention_mask) -> [B, L, H]` (hidden state per position) and
-    `get_item_embeddings() -> [V, H]`; the mixin provides the loss, next-item logits, user embeddings and
-    `recommend`.
+    A family's head holds its encoder at `self.model` and its tied scoring layer at `self.item_head`, and overrides
+    `encode(input_ids, attention_mask) -> [B, L, H]` (hidden state per position) and `get_item_embeddings() -> [V, H]`
+    where its head differs; the mixin provides the loss, next-item logits, user embeddings and `recommend`.
     """
 
     @classmethod
@@ -497,6 +546,10 @@ class SequentialRecommenderMixin:
         """`[vocab_size, hidden]` table whose dot product with a user embedding scores an item."""
         return self.item_head.weight
 
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """`[B, L]` -> `[B, L, H]`: the encoder's last hidden state, scored against `get_item_embeddings()`."""
+        return self.model(input_ids, attention_mask).last_hidden_state
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -514,11 +567,23 @@ class SequentialRecommenderMixin:
 
         Returns:
             [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)` for
-            the next item; `hidden_states` `(batch_size, seq_len, hidden_size)` in both cases.
+            the next item; `hidden_states` `(batch_size, seq_len, hidden_size)` from `encode` with labels, from
+            `encode_for_prediction` without (NARM: one position; BERT4Rec: the input with the mask token appended).
         """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        return self.recommendation_output(self.encode(input_ids, attention_mask), labels)
+        if labels is None:
+            hidden_states = self.encode_for_prediction(input_ids, attention_mask)
+        else:
+            hidden_states = self.encode(input_ids, attention_mask)
+        return self.recommendation_output(hidden_states, labels)
+
+    def encode_for_prediction(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states whose last position scores the next item (`forward` without labels, user embeddings).
+
+        `encode` by default; a family overrides it to compute less (NARM: the last position only) or to change the
+        input (BERT4Rec: appends the mask token)."""
+        return self.encode(input_ids, attention_mask)
 
     def set_item_popularity(self, item_counts: torch.Tensor | None) -> None:
         """Sampling weights for `negative_sampling="popularity"` (item counts in the training data; not saved)."""
@@ -555,7 +620,7 @@ class SequentialRecommenderMixin:
         """`[B, L]` left-padded histories -> `[B, H]` representation whose dot product with item embeddings scores."""
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        return self.encode(input_ids, attention_mask)[:, -1]
+        return self.encode_for_prediction(input_ids, attention_mask)[:, -1]
 
     def recommendation_output(self, hidden_states: torch.Tensor, labels: torch.Tensor | None):
         """Shared forward tail: loss at labelled positions, or next-item logits for the last position."""

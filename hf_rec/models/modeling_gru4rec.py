@@ -14,26 +14,20 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_gru4rec import GRU4RecConfig
 from .modeling_common import (
     SequentialRecommenderMixin,
-    SequentialRecommenderOutput,
-    init_recommender_weights,
+    SequentialRecommenderPreTrainedModel,
     left_padded_gru,
+    recommender_gru,
 )
 
 
-class GRU4RecPreTrainedModel(PreTrainedModel):
+class GRU4RecPreTrainedModel(SequentialRecommenderPreTrainedModel):
     config_class = GRU4RecConfig
-    base_model_prefix = "model"
-    main_input_name = "input_ids"
     supports_gradient_checkpointing = False
-
-    def _init_weights(self, module):
-        init_recommender_weights(module, self.config.initializer_range)
 
 
 class GRU4RecModel(GRU4RecPreTrainedModel):
@@ -43,13 +37,7 @@ class GRU4RecModel(GRU4RecPreTrainedModel):
         super().__init__(config)
         self.item_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.gru = nn.GRU(
-            input_size=config.hidden_size,
-            hidden_size=config.gru_hidden_size,
-            num_layers=config.num_hidden_layers,
-            dropout=config.hidden_dropout_prob if config.num_hidden_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.gru = recommender_gru(config)
         self.post_init()
 
     def get_input_embeddings(self):

@@ -35,14 +35,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_llmrec import LLMRecConfig, default_pooling
 from .modeling_common import (
     RecTransformerEncoder,
     SequentialRecommenderMixin,
-    init_recommender_weights,
+    SequentialRecommenderPreTrainedModel,
     reversed_position_ids,
 )
 
@@ -314,10 +314,8 @@ class LLMRecItemEncoder(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class LLMRecPreTrainedModel(PreTrainedModel):
+class LLMRecPreTrainedModel(SequentialRecommenderPreTrainedModel):
     config_class = LLMRecConfig
-    base_model_prefix = "model"
-    main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = False
@@ -332,7 +330,7 @@ class LLMRecPreTrainedModel(PreTrainedModel):
                 module.text_embeddings.normal_(0.0, 1.0)
                 module.text_embeddings[self.config.pad_token_id].zero_()
             return
-        init_recommender_weights(module, self.config.initializer_range)
+        super()._init_weights(module)
 
 
 class LLMRecModel(LLMRecPreTrainedModel):
@@ -556,18 +554,8 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         labels: torch.Tensor | None = None,
         **kwargs,
     ):
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
-            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
-            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The next item at each
-                position, -100 where no loss is taken.
-
-        Returns:
-            [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)`.
-        """
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
+        """`SequentialRecommenderMixin.forward`, scored against this batch's item table: in lora training the batch's
+        items are encoded fresh (with gradients), otherwise the cached table is read."""
         items = self.model.items
         if items.backbone is not None and self.training and torch.is_grad_enabled():
             batch_items = input_ids if labels is None else torch.cat([input_ids.flatten(), labels[labels >= 0]])
@@ -576,8 +564,7 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
             table = items.cached_table()
         self._item_table_override = table
         try:
-            hidden_states = self.encode(input_ids, attention_mask)
-            return self.recommendation_output(hidden_states, labels)
+            return super().forward(input_ids, attention_mask, labels, **kwargs)
         finally:
             self._item_table_override = None
 

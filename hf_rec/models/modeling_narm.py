@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_narm import NARMConfig
 from .modeling_common import (
     SequentialRecommenderMixin,
-    SequentialRecommenderOutput,
-    init_recommender_weights,
+    SequentialRecommenderPreTrainedModel,
     left_padded_gru,
+    recommender_gru,
 )
 
 
@@ -48,14 +47,9 @@ class NARMAttention(nn.Module):
         return alpha @ states  # [B, T, H]
 
 
-class NARMPreTrainedModel(PreTrainedModel):
+class NARMPreTrainedModel(SequentialRecommenderPreTrainedModel):
     config_class = NARMConfig
-    base_model_prefix = "model"
-    main_input_name = "input_ids"
     supports_gradient_checkpointing = False
-
-    def _init_weights(self, module):
-        init_recommender_weights(module, self.config.initializer_range)
 
 
 class NARMModel(NARMPreTrainedModel):
@@ -66,13 +60,7 @@ class NARMModel(NARMPreTrainedModel):
         super().__init__(config)
         self.item_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.gru = nn.GRU(
-            input_size=config.hidden_size,
-            hidden_size=config.gru_hidden_size,
-            num_layers=config.num_hidden_layers,
-            dropout=config.hidden_dropout_prob if config.num_hidden_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.gru = recommender_gru(config)
         self.attention = NARMAttention(config)
         self.post_init()
 
@@ -139,35 +127,9 @@ class NARMForSequentialRecommendation(SequentialRecommenderMixin, NARMPreTrained
         session = self.model(input_ids, attention_mask, last_position_only=last_position_only).last_hidden_state
         return self.bilinear_proj(self.dropout(session))
 
-    def get_user_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`[B, L]` left-padded histories -> `[B, E]`: B c at the last position (only that position is computed)."""
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        return self.encode(input_ids, attention_mask, last_position_only=True)[:, -1]
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs,
-    ) -> SequentialRecommenderOutput:
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
-            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
-            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The next item at each
-                position, -100 where no loss is taken.
-
-        Returns:
-            [`SequentialRecommenderOutput`]: with `labels`, `loss` and `hidden_states` `(batch_size, seq_len,
-            hidden_size)` (B c_t at every position); without, `logits` `(batch_size, vocab_size)` and
-            `hidden_states` `(batch_size, 1, hidden_size)` (only the last position is computed).
-        """
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        hidden_states = self.encode(input_ids, attention_mask, last_position_only=labels is None)
-        return self.recommendation_output(hidden_states, labels)
+    def encode_for_prediction(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """`[B, 1, E]`: only the last position is computed (`forward` without labels, user embeddings)."""
+        return self.encode(input_ids, attention_mask, last_position_only=True)
 
 
 __all__ = ["NARMModel", "NARMPreTrainedModel", "NARMForSequentialRecommendation"]

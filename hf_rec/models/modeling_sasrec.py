@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_sasrec import SASRecConfig
 from .modeling_common import (
     RecTransformerEncoder,
+    RecTransformerModelMixin,
     SequentialRecommenderMixin,
-    init_recommender_weights,
+    SequentialRecommenderPreTrainedModel,
     reversed_position_ids,
 )
 
@@ -38,38 +37,22 @@ class SASRecEmbeddings(nn.Module):
         return self.dropout(embeddings) * attention_mask[..., None].to(embeddings.dtype)  # [B, L, H]
 
 
-class SASRecPreTrainedModel(PreTrainedModel):
+class SASRecPreTrainedModel(SequentialRecommenderPreTrainedModel):
     config_class = SASRecConfig
-    base_model_prefix = "model"
-    main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = False
 
-    def _init_weights(self, module):
-        init_recommender_weights(module, self.config.initializer_range)
 
-
-class SASRecModel(SASRecPreTrainedModel):
-    """The SASRec encoder: `[B, L]` item indices -> `[B, L, H]` hidden states (causal)."""
+class SASRecModel(RecTransformerModelMixin, SASRecPreTrainedModel):
+    """The SASRec encoder: `[B, L]` item indices -> `[B, L, H]` hidden states (causal). `forward`:
+    `embeddings` -> `encoder` (from `RecTransformerModelMixin`)."""
 
     def __init__(self, config: SASRecConfig):
         super().__init__(config)
         self.embeddings = SASRecEmbeddings(config)
         self.encoder = RecTransformerEncoder(config, is_causal=True)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings.item_embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings.item_embeddings = value
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        hidden_states = self.encoder(self.embeddings(input_ids, attention_mask), attention_mask)
-        return BaseModelOutput(last_hidden_state=hidden_states)
 
 
 class SASRecForSequentialRecommendation(SequentialRecommenderMixin, SASRecPreTrainedModel):
@@ -83,9 +66,6 @@ class SASRecForSequentialRecommendation(SequentialRecommenderMixin, SASRecPreTra
         self.model = SASRecModel(config)
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids, attention_mask).last_hidden_state
 
 
 __all__ = ["SASRecModel", "SASRecPreTrainedModel", "SASRecForSequentialRecommendation"]
