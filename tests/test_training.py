@@ -67,6 +67,11 @@ def test_every_shipped_config_parses():
         assert run.family in ("sasrec", "bert4rec", "gru4rec", "narm", "llmrec")
 
 
+def test_mixed_precision_no_from_the_command_line_means_off():
+    run = load_run_config(REPO / "configs" / "sasrec-ml100k.yaml", ["training.mixed_precision=no"])
+    assert run.training.mixed_precision == "no"
+
+
 def test_override_values_are_yaml():
     assert parse_override("training.num_epochs=3") == (["training", "num_epochs"], 3)
     assert parse_override("evaluation.ks=[5, 10]") == (["evaluation", "ks"], [5, 10])

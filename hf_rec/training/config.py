@@ -84,6 +84,8 @@ class TrainArgs:
     max_train_minutes: float | None = None
 
     def __post_init__(self):
+        if self.mixed_precision is False:  # YAML reads an unquoted `no` (e.g. training.mixed_precision=no) as false
+            self.mixed_precision = "no"
         for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "log_every", "keep_checkpoints"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -78,6 +78,38 @@ def item_counts(sequences, vocab_size: int) -> torch.Tensor:
     return torch.bincount(flat, minlength=vocab_size).float()
 
 
+def make_train_loader(run: RunConfig, model, tokenizer: ItemTokenizer, train_split, process_index: int = 0):
+    """The training DataLoader of `run` for `model`: the family's collator (causal next-item labels or cloze masks),
+    optionally length-grouped batches. Users too short to give a training signal are left out (they are still
+    evaluated). Returns `(loader, collator, number of users left out)`."""
+    tc = run.training
+    objective = getattr(model, "training_objective", "causal")
+    min_length = SequentialCollator.min_length(objective)
+    rows = train_split.filter(lambda row: len(row["item_ids"]) >= min_length)
+    collator = SequentialCollator(
+        objective,
+        max_length=model.config.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        mask_probability=getattr(model.config, "mask_probability", 0.2),
+        seed=tc.seed + process_index,
+    )
+    sampler = None
+    if tc.group_by_length:  # similar lengths per batch -> little padding; still shuffled within mega-batches
+        window = model.config.max_position_embeddings + 1
+        sampler = LengthGroupedSampler(tc.batch_size, lengths=[min(len(s), window) for s in rows["item_ids"]])
+    loader = DataLoader(
+        rows.with_format(columns=["item_ids"]),
+        batch_size=tc.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        collate_fn=collator,
+        num_workers=tc.num_workers,
+        pin_memory=torch.cuda.is_available(),
+    )
+    return loader, collator, len(train_split) - len(rows)
+
+
 def make_evaluator(run: RunConfig, split, seed_offset: int = 0) -> Evaluator:
     ev = run.evaluation
     return Evaluator(
@@ -142,35 +174,12 @@ def train(
             f"cold start: {len(cold_items)} items held out of training; {len(cold_test)} test users have a cold target"
         )
     model = build_model(run, tokenizer)
-    objective = getattr(model, "training_objective", "causal")
-    min_length = SequentialCollator.min_length(objective)
-    train_rows = splits["train"].filter(lambda row: len(row["item_ids"]) >= min_length)
-    if len(train_rows) < len(splits["train"]):
+    train_loader, collator, skipped = make_train_loader(run, model, tokenizer, splits["train"], accelerator.process_index)
+    if skipped:
         accelerator.print(
-            f"{len(splits['train']) - len(train_rows)} users have fewer than {min_length} training items and give "
-            f"no {objective} training signal (they are still evaluated)"
+            f"{skipped} users have fewer than {collator.min_length(collator.objective)} training items and give no "
+            f"{collator.objective} training signal (they are still evaluated)"
         )
-    collator = SequentialCollator(
-        objective,
-        max_length=model.config.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-        mask_token_id=tokenizer.mask_token_id,
-        mask_probability=getattr(model.config, "mask_probability", 0.2),
-        seed=tc.seed + accelerator.process_index,
-    )
-    sampler = None
-    if tc.group_by_length:  # similar lengths per batch -> little padding; still shuffled within mega-batches
-        window = model.config.max_position_embeddings + 1
-        sampler = LengthGroupedSampler(tc.batch_size, lengths=[min(len(s), window) for s in train_rows["item_ids"]])
-    train_loader = DataLoader(
-        train_rows.with_format(columns=["item_ids"]),
-        batch_size=tc.batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        collate_fn=collator,
-        num_workers=tc.num_workers,
-        pin_memory=torch.cuda.is_available(),
-    )
     if cold_test is not None:  # held-out items are not even negatives while training
         model.set_training_items(sorted(set(tokenizer.item_indices) - set(cold_items)))
     if model.config.negative_sampling == "popularity":
