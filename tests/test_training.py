@@ -52,6 +52,7 @@ def tiny_run(data_dir, **overrides) -> RunConfig:
         ("training.cpu_threads=0", "cpu_threads"),
         ("training.max_train_minutes=0", "max_train_minutes"),
         ("training.max_train_minutes=soon", "max_train_minutes"),
+        ("training.torch_compile=maybe", "torch_compile"),
     ],
 )
 def test_bad_config_is_rejected_with_a_clear_message(override, message):

@@ -62,7 +62,8 @@ class TrainArgs:
     `cpu_threads` sets torch's intra-op threads when training on CPU (default: torch's choice, one per core). On a
     CPU that other jobs share, fewer threads can be several times faster: OpenMP threads busy-wait for a core that is
     taken (benchmarks/results/cpu-threads.md). `max_train_minutes` ends training after the first epoch that brings
-    the training time past it (a time budget; validation and test still run).
+    the training time past it (a time budget; validation and test still run). `torch_compile` compiles the model
+    with TorchInductor through accelerate's dynamo plugin (the first steps of each new batch shape compile).
     """
 
     num_epochs: int = 50
@@ -82,6 +83,7 @@ class TrainArgs:
     keep_checkpoints: int = 2
     cpu_threads: int | None = None
     max_train_minutes: float | None = None
+    torch_compile: bool = False
 
     def __post_init__(self):
         if self.mixed_precision is False:  # YAML reads an unquoted `no` (e.g. training.mixed_precision=no) as false
@@ -104,6 +106,8 @@ class TrainArgs:
             or not self.max_train_minutes > 0
         ):
             raise ValueError(f"training.max_train_minutes must be a number > 0 or null, got {self.max_train_minutes!r}")
+        if not isinstance(self.torch_compile, bool):
+            raise ValueError(f"training.torch_compile must be true or false, got {self.torch_compile!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"training.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
         if self.lr_scheduler not in ("constant_with_warmup", "linear", "cosine"):

@@ -146,6 +146,7 @@ def train(
         accelerator = Accelerator(
             gradient_accumulation_steps=tc.gradient_accumulation_steps,
             mixed_precision=tc.mixed_precision,
+            dynamo_backend="inductor" if tc.torch_compile else "no",
             log_with="tensorboard",
             project_dir=str(output_dir),
         )
