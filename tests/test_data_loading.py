@@ -434,3 +434,23 @@ def test_fast_path_and_scan_agree(tmp_path):
     s2, t2 = load_sequential_dataset("ml-100k", d2, item_text=False)
     assert dataset_fingerprint(s1) == dataset_fingerprint(s2)
     assert t1.item_ids == t2.item_ids
+
+
+def test_atomic_writes_have_ordinary_permissions_and_leave_nothing_on_failure(tmp_path):
+    import os
+    import stat
+
+    from hf_rec.atomic import atomic_open, atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644  # not mkstemp's 0600
+        with pytest.raises(RuntimeError):
+            with atomic_open(tmp_path / "a.json", "w") as f:
+                f.write("half")
+                raise RuntimeError("killed mid-write")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").read_text() == "{}"  # the old content survives
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no temporary file left

@@ -17,6 +17,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import atomic_open
+
 logger = logging.getLogger("hf_rec.data")
 
 __all__ = [
@@ -100,33 +102,24 @@ def download_and_verify(url: str, sha256: str, dest: str | os.PathLike, *, timeo
             logger.info("%s already present with the expected sha256", dest)
             return dest
         logger.warning("%s exists but its sha256 is %s, not %s: downloading again", dest, actual, expected)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.sha256()
-        size = 0
-        logger.info("downloading %s -> %s", url, dest)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while True:
-                chunk = response.read(_CHUNK)
-                if not chunk:
-                    break
-                h.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+    h = hashlib.sha256()
+    size = 0
+    logger.info("downloading %s -> %s", url, dest)
+    # Appears at `dest` only when complete and verified: a failed or mismatching download leaves nothing behind.
+    with atomic_open(dest, "wb", suffix=".part") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        while True:
+            chunk = response.read(_CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
         actual = h.hexdigest()
         if actual != expected:
             raise ValueError(
                 f"checksum mismatch for {url} ({size} bytes): expected sha256 {expected}, got {actual}; "
                 "the download was discarded"
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from ..atomic import atomic_write_text
 
 __all__ = ["ItemTokenizer", "TOKENIZER_FILE_NAME", "TOKENIZER_FORMAT_VERSION"]
 
@@ -335,19 +336,7 @@ class ItemTokenizer:
             payload = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
         except TypeError as err:
             raise TypeError(f"tokenizer metadata is not JSON-serialisable: {err}") from err
-        fd, tmp = tempfile.mkstemp(prefix=".item_tokenizer.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write_text(target, payload)
         return str(target)
 
     @classmethod

@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -44,6 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from ..atomic import atomic_write_bytes
 
 __all__ = ["LoopbackHub", "HubError", "FAKE_USER", "main"]
 
@@ -96,23 +97,8 @@ def git_blob_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode())
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 
 
 def _read_json(path: Path) -> Any:
@@ -209,7 +195,7 @@ class HubStore:
         sha256 = hashlib.sha256(data).hexdigest()
         path = self._blob_path(sha256)
         if not path.is_file():
-            _atomic_write(path, data)
+            atomic_write_bytes(path, data)
         return {"sha256": sha256, "size": len(data), "oid": git_blob_oid(data)}
 
     def read_blob(self, entry: dict) -> bytes:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..atomic import atomic_write_text
 from ..models import FAMILIES
 
 
@@ -258,17 +258,3 @@ def load_run_config(path: str | os.PathLike | None, overrides: list[str] = ()) -
             raw[section] = {}
         raw[section][key] = value
     return RunConfig.from_dict(raw, source=source)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
