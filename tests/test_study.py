@@ -232,3 +232,20 @@ def test_point_selection_runs_only_the_named_points(tmp_path, monkeypatch):
     assert [r["point"] for r in rows] == ["hidden_size=32,num_hidden_layers=1", "hidden_size=64,num_hidden_layers=2"]
     with pytest.raises(SystemExit, match="no point named"):
         main(["study", str(path), "--output-dir", str(out), "--point", "hidden_size=128"])
+
+
+def test_points_with_different_accelerator_settings_run_in_one_process(tmp_path, ml100k_dir):
+    """accelerate allows one AcceleratorState per process: a study whose points change mixed precision must still run
+    every point (the acceleration study does)."""
+    path = write_study(tmp_path, {
+        "seeds": [0],
+        "fixed_overrides": ["model.hidden_size=16", "model.max_position_embeddings=20", "model.num_attention_heads=1",
+                            "model.num_hidden_layers=1", "training.num_epochs=1", "training.batch_size=256",
+                            "evaluation.batch_size=1024"],
+        "grid": {"training.mixed_precision": ["no", "bf16"]},
+    })  # fmt: skip
+    result = run_study(path, tmp_path / "out", extra_overrides=[f"data.data_dir={ml100k_dir}"], log=lambda s: None)
+    assert [r["status"] for r in result["plan"]] == ["trained", "trained"]
+    for point in ("mixed_precision=no", "mixed_precision=bf16"):
+        metrics = json.loads((tmp_path / "out" / point / "seed0" / "metrics.json").read_text())
+        assert metrics["training"]["mixed_precision"] == point.split("=")[1]
