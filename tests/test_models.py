@@ -543,3 +543,35 @@ def test_items_outside_the_training_set_get_no_gradient(loss_type):
     model(**batch).loss.backward()
     if loss_type == "ce":  # without the restriction every item is in the softmax
         assert model.get_input_embeddings().weight.grad[cold].abs().sum() > 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_score_temperature_scores_by_cosine_over_temperature_everywhere(family, tmp_path):
+    """With score_temperature=τ, logits = cos(user, item) / τ, and the embeddings the Evaluator and recommend use
+    give the same scores; the setting survives save -> load."""
+    model = trained_like(make_model(family, score_temperature=0.05)).eval()
+    input_ids, attention_mask = inputs_for(model)
+    with torch.no_grad():
+        logits = model(input_ids, attention_mask).logits
+        raw_users = model.encode_for_prediction(input_ids, attention_mask)[:, -1]
+        expected = torch.nn.functional.cosine_similarity(raw_users[:, None], model.item_table()[None], dim=-1) / 0.05
+        expected[:, model.config.special_ids] = float("-inf")
+        torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+        assert logits[torch.isfinite(logits)].abs().max() <= 1 / 0.05 + 1e-3
+        scores = model.get_user_embeddings(input_ids, attention_mask) @ model.get_item_embeddings().T
+        finite = torch.isfinite(logits)
+        torch.testing.assert_close(scores[finite], logits[finite], rtol=1e-4, atol=1e-4)
+        top, _ = model.recommend(HISTORIES, k=3, exclude_seen=False)
+        assert top.tolist() == logits.topk(3).indices.tolist()
+    loss = model.train()(**train_batch(model)).loss
+    assert torch.isfinite(loss)
+    model.eval().save_pretrained(tmp_path)
+    loaded = AutoModelForSequentialRecommendation.from_pretrained(tmp_path).eval()
+    assert loaded.config.score_temperature == 0.05
+    torch.testing.assert_close(loaded(input_ids, attention_mask).logits, logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("value", [0, -0.1, "warm", True])
+def test_score_temperature_must_be_positive(value):
+    with pytest.raises(ValueError, match="score_temperature"):
+        SASRecConfig(vocab_size=30, score_temperature=value)

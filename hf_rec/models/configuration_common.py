@@ -44,6 +44,9 @@ class SequentialRecommenderConfig(PreTrainedConfig):
             The tokenizer's mask token (never recommended). Defaults to `vocab_size - 1`.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialiser.
+        score_temperature (`float`, *optional*):
+            `None` scores an item by the dot product of user and item vectors. A number τ scores by their cosine
+            similarity divided by τ (UniSRec / Recformer use 0.07), in training, evaluation and `recommend` alike.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         pad_token_id: int = 0,
         mask_token_id: int | None = None,
         initializer_range: float = 0.02,
+        score_temperature: float | None = None,
         tie_word_embeddings: bool = True,
         **kwargs,
     ):
@@ -80,6 +84,12 @@ class SequentialRecommenderConfig(PreTrainedConfig):
             raise ValueError(f"mask_token_id and pad_token_id must differ, both are {pad_token_id}")
         if initializer_range <= 0:
             raise ValueError(f"initializer_range must be > 0, got {initializer_range!r}")
+        if score_temperature is not None and (
+            isinstance(score_temperature, bool)
+            or not isinstance(score_temperature, (int, float))
+            or not score_temperature > 0
+        ):
+            raise ValueError(f"score_temperature must be a number > 0 or None, got {score_temperature!r}")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.max_position_embeddings = max_position_embeddings
@@ -90,6 +100,7 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         self.gbce_t = float(gbce_t)
         self.mask_token_id = mask_token_id
         self.initializer_range = initializer_range
+        self.score_temperature = None if score_temperature is None else float(score_temperature)
         self.tie_word_embeddings = tie_word_embeddings
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 

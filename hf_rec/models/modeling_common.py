@@ -500,7 +500,7 @@ class SequentialRecommenderMixin:
     """Shared behaviour of hf_rec's recommendation heads.
 
     A family's head holds its encoder at `self.model` and its tied scoring layer at `self.item_head`, and overrides
-    `encode(input_ids, attention_mask) -> [B, L, H]` (hidden state per position) and `get_item_embeddings() -> [V, H]`
+    `encode(input_ids, attention_mask) -> [B, L, H]` (hidden state per position) and `item_table() -> [V, H]`
     where its head differs; the mixin provides the loss, next-item logits, user embeddings and `recommend`.
     """
 
@@ -542,9 +542,21 @@ class SequentialRecommenderMixin:
     def get_output_embeddings(self):
         return self.item_head
 
+    def item_table(self) -> torch.Tensor:
+        """`[vocab_size, hidden]` item vectors as the model holds them (the tied item embedding)."""
+        return self.item_head.weight
+
+    def to_score_space(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Vectors whose dot product is the score: unchanged, or with `config.score_temperature` set, L2-normalised and
+        divided by sqrt(temperature), so that user . item = cosine similarity / temperature (UniSRec, Recformer)."""
+        temperature = getattr(self.config, "score_temperature", None)
+        if temperature is None:
+            return vectors
+        return F.normalize(vectors, dim=-1) * temperature**-0.5
+
     def get_item_embeddings(self) -> torch.Tensor:
         """`[vocab_size, hidden]` table whose dot product with a user embedding scores an item."""
-        return self.item_head.weight
+        return self.to_score_space(self.item_table())
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`[B, L]` -> `[B, L, H]`: the encoder's last hidden state, scored against `get_item_embeddings()`."""
@@ -620,17 +632,18 @@ class SequentialRecommenderMixin:
         """`[B, L]` left-padded histories -> `[B, H]` representation whose dot product with item embeddings scores."""
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        return self.encode_for_prediction(input_ids, attention_mask)[:, -1]
+        return self.to_score_space(self.encode_for_prediction(input_ids, attention_mask)[:, -1])
 
     def recommendation_output(self, hidden_states: torch.Tensor, labels: torch.Tensor | None):
         """Shared forward tail: loss at labelled positions, or next-item logits for the last position."""
         item_embeddings = self.get_item_embeddings()
         if labels is None:
-            logits = mask_special_scores(hidden_states[:, -1] @ item_embeddings.T, self.config.special_ids)
+            users = self.to_score_space(hidden_states[:, -1])
+            logits = mask_special_scores(users @ item_embeddings.T, self.config.special_ids)
             return SequentialRecommenderOutput(logits=logits, hidden_states=hidden_states)
         positions = labels != -100  # [B, L]
         loss = recommendation_loss(
-            hidden_states[positions],
+            self.to_score_space(hidden_states[positions]),
             labels[positions],
             item_embeddings,
             self.config,

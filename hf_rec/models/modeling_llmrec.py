@@ -537,7 +537,7 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
             self.model.items.cache_stale = True
         return super().train(mode)
 
-    def get_item_embeddings(self) -> torch.Tensor:
+    def item_table(self) -> torch.Tensor:
         """`[V, H]` item vectors: the batch table during a training forward, otherwise from the (refreshed) cache."""
         if self._item_table_override is not None:
             return self._item_table_override
