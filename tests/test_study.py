@@ -236,7 +236,7 @@ def test_point_selection_runs_only_the_named_points(tmp_path, monkeypatch):
 
 def test_points_with_different_accelerator_settings_run_in_one_process(tmp_path, ml100k_dir):
     """accelerate allows one AcceleratorState per process: a study whose points change mixed precision must still run
-    every point (the acceleration study does)."""
+    every point (the acceleration study does), and a later plain run in the same process must work too."""
     path = write_study(tmp_path, {
         "seeds": [0],
         "fixed_overrides": ["model.hidden_size=16", "model.max_position_embeddings=20", "model.num_attention_heads=1",
@@ -249,3 +249,7 @@ def test_points_with_different_accelerator_settings_run_in_one_process(tmp_path,
     for point in ("mixed_precision=no", "mixed_precision=bf16"):
         metrics = json.loads((tmp_path / "out" / point / "seed0" / "metrics.json").read_text())
         assert metrics["training"]["mixed_precision"] == point.split("=")[1]
+    from hf_rec.training import load_run_config, train
+
+    run = load_run_config(path.parent / "out" / "mixed_precision=no" / "seed0" / "training_config.yaml")
+    assert train(run, tmp_path / "again")["training"]["mixed_precision"] == "no"

@@ -47,13 +47,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+\-]*$")
 
 def train(run: RunConfig, output_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     """The training function the runner calls (tests replace it): `hf_rec.training.train`."""
-    from accelerate.state import AcceleratorState
-
     from ..training import train as training_train
 
-    # accelerate keeps one AcceleratorState per process and refuses a second Accelerator with other settings (mixed
-    # precision, compile); a study runs many trainings in one process, so each starts from a clean state.
-    AcceleratorState._reset_state()
     return training_train(run, output_dir, resume=resume)
 
 

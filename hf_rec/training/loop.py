@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -143,6 +144,10 @@ def train(
     output_dir = Path(output_dir)
     tc, ev = run.training, run.evaluation
     if accelerator is None:
+        # accelerate keeps one AcceleratorState per process and refuses a second Accelerator with other settings
+        # (mixed precision, compile): each run that builds its own starts from a clean state (the process group,
+        # PartialState, stays), so several runs can share a process (studies, notebooks, tests).
+        AcceleratorState._reset_state()
         accelerator = Accelerator(
             gradient_accumulation_steps=tc.gradient_accumulation_steps,
             mixed_precision=tc.mixed_precision,
