@@ -38,7 +38,7 @@ def run_one(name: str, model: dict, epochs: int, data_dir: str | None, patience:
 
     sys.path.insert(0, str(REPO))
     from hf_rec.training.config import DataArgs, EvalArgs, RunConfig, TrainArgs
-    from hf_rec.training.loop import build_model, train
+    from hf_rec.training.loop import train
 
     run = RunConfig(model=model, data=DataArgs(name="amazon-scientific", data_dir=data_dir),
                     training=TrainArgs(num_epochs=epochs, batch_size=128, learning_rate=1e-3, seed=42),
@@ -63,6 +63,16 @@ def run_one(name: str, model: dict, epochs: int, data_dir: str | None, patience:
         "device": results["training"]["device"],
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def run_child(cmd: list[str], name: str) -> dict:
+    """Run one measurement in its own process (so its peak memory is its own, offline) and return the JSON it printed
+    on its last `RESULT ` line."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def main() -> None:
@@ -90,11 +100,7 @@ def main() -> None:
             cmd += ["--patience", str(args.patience)]
         if args.data_dir:
             cmd += ["--data-dir", args.data_dir]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
-        rows.append(json.loads(lines[-1][7:]))
+        rows.append(run_child(cmd, name))
         print(rows[-1], flush=True)
     write_report(rows, args, backbone)
 

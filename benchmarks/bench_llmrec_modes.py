@@ -14,29 +14,21 @@ import json
 import math
 import os
 import platform
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_llmrec import run_child  # noqa: E402  (sibling benchmark scripts)
+from bench_scale import peak_memory_mib  # noqa: E402
 MODES = {"init": "configs/llmrec-scientific-init.yaml", "lora": "configs/llmrec-scientific-lora.yaml"}
-
-
-def peak_memory_mib(device) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def measure(mode: str, data_dir: str | None, steps: int, device_name: str) -> dict:
     """Build the model of `mode`'s shipped config, then time `steps` optimiser steps (after one warm-up step)."""
     import torch
 
-    sys.path.insert(0, str(REPO))
     from hf_rec.data import load_sequential_dataset
     from hf_rec.data.collators import SequentialCollator
     from hf_rec.training import load_run_config
@@ -95,11 +87,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--only", mode, "--steps", str(args.steps), "--device", args.device]
         if args.data_dir:
             cmd += ["--data-dir", args.data_dir]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
-        results.append(json.loads(lines[-1][len("RESULT "):]))
+        results.append(run_child(cmd, mode))
         print(results[-1], flush=True)
     memory = "peak GPU memory MiB" if args.device.startswith("cuda") else "peak RSS MiB"
     lines = [

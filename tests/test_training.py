@@ -11,7 +11,6 @@ import torch
 import yaml
 
 from hf_rec import AutoModelForSequentialRecommendation
-from hf_rec.data import ItemTokenizer
 from hf_rec.training import load_run_config, train
 from hf_rec.training.config import RunConfig, parse_override
 
