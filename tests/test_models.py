@@ -433,6 +433,24 @@ def test_cloze_collator_masks_at_least_one_item_per_row():
         assert torch.equal(is_mask, batch["labels"] != -100)  # labels exactly at masked positions
 
 
+def test_cloze_masks_differ_between_dataloader_workers():
+    # Each worker gets a copy of the collator; without splitting the generator by worker id, two workers would
+    # mask identical rows identically.
+    from torch.utils.data import DataLoader
+
+    from hf_rec.data.collators import SequentialCollator
+
+    collator = SequentialCollator("cloze", max_length=50, mask_token_id=99, mask_probability=0.3, seed=0)
+    rows = [{"item_ids": list(range(1, 51))} for _ in range(4)]
+    loader = DataLoader(rows, batch_size=2, num_workers=2, collate_fn=collator)  # batch 0 -> worker 0, 1 -> worker 1
+    first, second = [batch["input_ids"] for batch in loader]
+    assert not torch.equal(first, second)
+    # Still reproducible: the same seed gives the same masks.
+    collator_again = SequentialCollator("cloze", max_length=50, mask_token_id=99, mask_probability=0.3, seed=0)
+    again = [b["input_ids"] for b in DataLoader(rows, batch_size=2, num_workers=2, collate_fn=collator_again)]
+    assert torch.equal(again[0], first) and torch.equal(again[1], second)
+
+
 def test_bert4rec_loss_comes_only_from_masked_positions():
     model = make_model("bert4rec").eval()  # eval: no dropout, so two forwards are comparable
     batch = train_batch(model)

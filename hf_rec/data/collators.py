@@ -37,7 +37,9 @@ class SequentialCollator:
         pad_token_id (`int`, defaults to 0)
         mask_token_id (`int`, *optional*): Required for `"cloze"`.
         mask_probability (`float`, defaults to 0.2): Cloze masking rate; every row gets at least one mask.
-        seed (`int`, *optional*): Seeds the cloze masking for reproducible batches.
+        seed (`int`, *optional*): Seeds the cloze masking for reproducible batches. Inside DataLoader worker
+            processes each worker splits its own stream (by worker id) off the generator it was copied with:
+            otherwise every worker would draw the same masks.
     """
 
     def __init__(
@@ -63,6 +65,16 @@ class SequentialCollator:
         self.mask_token_id = mask_token_id
         self.mask_probability = mask_probability
         self.rng = np.random.default_rng(seed)
+        self._worker_id: int | None = None
+
+    def _generator(self) -> np.random.Generator:
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and self._worker_id != worker.id:
+            # This is the worker's own copy of the collator (made when the epoch's iterator started): split the
+            # copied stream by worker id, or every worker would draw the same masks.
+            self._worker_id = worker.id
+            self.rng = np.random.default_rng([int(self.rng.integers(2**63)), worker.id])
+        return self.rng
 
     @staticmethod
     def min_length(objective: str) -> int:
@@ -82,10 +94,11 @@ class SequentialCollator:
             if any(len(w) < 1 for w in windows):
                 raise ValueError("cloze training rows need at least 1 item; filter empty rows first")
             masked, label_rows = [], []
+            rng = self._generator()
             for window in windows:
-                mask = self.rng.random(len(window)) < self.mask_probability
+                mask = rng.random(len(window)) < self.mask_probability
                 if not mask.any():
-                    mask[self.rng.integers(len(window))] = True
+                    mask[rng.integers(len(window))] = True
                 masked.append(np.where(mask, self.mask_token_id, window))
                 label_rows.append(np.where(mask, window, -100))
             input_ids = left_pad(masked, self.pad_token_id)
