@@ -114,6 +114,7 @@ def test_registration_and_objective(family):
     [
         (BERT4RecConfig, {"mask_probability": 1.5}, "1.5"),
         (BERT4RecConfig, {"mask_probability": 0}, "0"),
+        (BERT4RecConfig, {"last_item_mask_probability": -0.1}, "-0.1"),
         (BERT4RecConfig, {"max_position_embeddings": 1}, "1"),
         (BERT4RecConfig, {"layer_norm_position": "middle"}, "middle"),
         (GRU4RecConfig, {"num_hidden_layers": 0}, "0"),
@@ -449,6 +450,25 @@ def test_cloze_masks_differ_between_dataloader_workers():
     collator_again = SequentialCollator("cloze", max_length=50, mask_token_id=99, mask_probability=0.3, seed=0)
     again = [b["input_ids"] for b in DataLoader(rows, batch_size=2, num_workers=2, collate_fn=collator_again)]
     assert torch.equal(again[0], first) and torch.equal(again[1], second)
+
+
+def test_cloze_last_item_masking():
+    from hf_rec.data.collators import SequentialCollator
+
+    rows = [{"item_ids": list(range(1, n + 1))} for n in (3, 8, 20, 50)]
+    always = SequentialCollator("cloze", max_length=50, mask_token_id=99, last_item_mask_probability=1.0, seed=0)
+    batch = always(rows)
+    is_mask = batch["input_ids"] == 99
+    assert is_mask.sum(dim=1).tolist() == [1, 1, 1, 1]  # one mask per row, at the newest item (left padding)
+    assert is_mask[:, -1].all()
+    assert batch["labels"][:, -1].tolist() == [3, 8, 20, 50]
+    # At 0.5, over many rows, some rows are last-item-only and others are random cloze rows with several masks.
+    half = SequentialCollator("cloze", max_length=50, mask_token_id=99, last_item_mask_probability=0.5, seed=0)
+    masks_per_row = (half([rows[-1]] * 400)["input_ids"] == 99).sum(dim=1)
+    last_only = (masks_per_row == 1).float().mean().item()
+    assert 0.4 < last_only < 0.65  # 0.5 plus the rare random row with a single mask
+    with pytest.raises(ValueError, match="last_item_mask_probability"):
+        SequentialCollator("cloze", max_length=50, mask_token_id=99, last_item_mask_probability=1.5)
 
 
 def test_bert4rec_loss_comes_only_from_masked_positions():

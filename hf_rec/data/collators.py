@@ -37,6 +37,8 @@ class SequentialCollator:
         pad_token_id (`int`, defaults to 0)
         mask_token_id (`int`, *optional*): Required for `"cloze"`.
         mask_probability (`float`, defaults to 0.2): Cloze masking rate; every row gets at least one mask.
+        last_item_mask_probability (`float`, defaults to 0.0): Share of cloze rows that mask only their most recent
+            item (the prediction-time task) instead of random items.
         seed (`int`, *optional*): Seeds the cloze masking for reproducible batches. Inside DataLoader worker
             processes each worker splits its own stream (by worker id) off the generator it was copied with:
             otherwise every worker would draw the same masks.
@@ -49,6 +51,7 @@ class SequentialCollator:
         pad_token_id: int = 0,
         mask_token_id: int | None = None,
         mask_probability: float = 0.2,
+        last_item_mask_probability: float = 0.0,
         seed: int | None = None,
     ):
         if objective not in OBJECTIVES:
@@ -57,6 +60,8 @@ class SequentialCollator:
             raise ValueError("the cloze objective needs mask_token_id (ItemTokenizer.mask_token_id)")
         if not 0.0 < mask_probability <= 1.0:
             raise ValueError(f"mask_probability must be in (0, 1], got {mask_probability!r}")
+        if not 0.0 <= last_item_mask_probability <= 1.0:
+            raise ValueError(f"last_item_mask_probability must be in [0, 1], got {last_item_mask_probability!r}")
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length!r}")
         self.objective = objective
@@ -64,6 +69,7 @@ class SequentialCollator:
         self.pad_token_id = pad_token_id
         self.mask_token_id = mask_token_id
         self.mask_probability = mask_probability
+        self.last_item_mask_probability = last_item_mask_probability
         self.rng = np.random.default_rng(seed)
         self._worker_id: int | None = None
 
@@ -95,10 +101,17 @@ class SequentialCollator:
                 raise ValueError("cloze training rows need at least 1 item; filter empty rows first")
             masked, label_rows = [], []
             rng = self._generator()
-            for window in windows:
-                mask = rng.random(len(window)) < self.mask_probability
-                if not mask.any():
-                    mask[rng.integers(len(window))] = True
+            mask_last = np.zeros(len(windows), dtype=bool)
+            if self.last_item_mask_probability > 0:  # no draw at 0: the random masks stay those of earlier versions
+                mask_last = rng.random(len(windows)) < self.last_item_mask_probability
+            for window, last_only in zip(windows, mask_last):
+                if last_only:
+                    mask = np.zeros(len(window), dtype=bool)
+                    mask[-1] = True
+                else:
+                    mask = rng.random(len(window)) < self.mask_probability
+                    if not mask.any():
+                        mask[rng.integers(len(window))] = True
                 masked.append(np.where(mask, self.mask_token_id, window))
                 label_rows.append(np.where(mask, window, -100))
             input_ids = left_pad(masked, self.pad_token_id)

@@ -17,6 +17,10 @@ class BERT4RecConfig(TransformerRecommenderConfig):
         mask_probability (`float`, *optional*, defaults to 0.2):
             Share of items the cloze collator replaces by the mask token during training (the paper's rho; 0.2 is
             its choice for ML-1M). Must be in (0, 1].
+        last_item_mask_probability (`float`, *optional*, defaults to 0.0):
+            Share of training rows that mask only their most recent item instead of random ones: exactly the
+            prediction-time task (mask token after the history). The original BERT4Rec code adds such rows too;
+            they speed up learning the next item. Must be in [0, 1].
         layer_norm_position (`str`, *optional*, defaults to `"post"`): BERT's post-LN blocks.
         hidden_act (`str`, *optional*, defaults to `"gelu"`): Feed-forward activation, as in the paper.
         scale_embeddings (`bool`, *optional*, defaults to `False`): BERT adds raw item and position embeddings.
@@ -38,6 +42,7 @@ class BERT4RecConfig(TransformerRecommenderConfig):
     def __init__(
         self,
         mask_probability: float = 0.2,
+        last_item_mask_probability: float = 0.0,
         layer_norm_position: str = "post",
         hidden_act: str = "gelu",
         scale_embeddings: bool = False,
@@ -51,6 +56,14 @@ class BERT4RecConfig(TransformerRecommenderConfig):
             or not 0.0 < mask_probability <= 1.0
         ):
             raise ValueError(f"mask_probability must be a number in (0, 1], got {mask_probability!r}")
+        if (
+            isinstance(last_item_mask_probability, bool)
+            or not isinstance(last_item_mask_probability, (int, float))
+            or not 0.0 <= last_item_mask_probability <= 1.0
+        ):
+            raise ValueError(
+                f"last_item_mask_probability must be a number in [0, 1], got {last_item_mask_probability!r}"
+            )
         super().__init__(
             layer_norm_position=layer_norm_position,
             hidden_act=hidden_act,
@@ -65,6 +78,7 @@ class BERT4RecConfig(TransformerRecommenderConfig):
                 f"prediction time), got {self.max_position_embeddings!r}"
             )
         self.mask_probability = float(mask_probability)
+        self.last_item_mask_probability = float(last_item_mask_probability)
 
 
 __all__ = ["BERT4RecConfig"]

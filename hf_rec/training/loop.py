@@ -93,6 +93,7 @@ def make_train_loader(run: RunConfig, model, tokenizer: ItemTokenizer, train_spl
         pad_token_id=tokenizer.pad_token_id,
         mask_token_id=tokenizer.mask_token_id,
         mask_probability=getattr(model.config, "mask_probability", 0.2),
+        last_item_mask_probability=getattr(model.config, "last_item_mask_probability", 0.0),
         seed=tc.seed + process_index,
     )
     sampler = None
