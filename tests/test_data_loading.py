@@ -454,3 +454,21 @@ def test_atomic_writes_have_ordinary_permissions_and_leave_nothing_on_failure(tm
         os.umask(mask)
     assert (tmp_path / "a.json").read_text() == "{}"  # the old content survives
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no temporary file left
+
+
+def test_atomic_directory_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    from hf_rec.atomic import atomic_directory
+
+    target = tmp_path / "best_model"
+    with atomic_directory(target) as folder:
+        (folder / "a.txt").write_text("1")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as folder:
+            (folder / "a.txt").write_text("half")
+            raise RuntimeError("killed mid-save")
+    assert (target / "a.txt").read_text() == "1"  # the old folder survives a failed save
+    with atomic_directory(target) as folder:
+        (folder / "b.txt").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # replaced whole: no file of the old one left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model"]  # no temporary folder left

@@ -117,6 +117,15 @@ def test_run_folder_is_complete_and_reloads_to_identical_scores(finished_run):
         (out / "training_config.yaml").read_text())["data"]["data_dir"])
     again = Evaluator(splits["test"], ks=(10,), show_progress=False).evaluate(model)
     assert again["ndcg@10"] == pytest.approx(metrics["test"]["ndcg@10"], abs=1e-9)
+    # best_model/ is complete on its own (weights + item tokenizer), so an interrupted run's best epoch can be
+    # evaluated or served; it holds the same weights as the run folder.
+    from hf_rec.data import ItemTokenizer
+
+    assert ItemTokenizer.from_pretrained(out / "best_model").item_ids == ItemTokenizer.from_pretrained(out).item_ids
+    best_model = AutoModelForSequentialRecommendation.from_pretrained(out / "best_model")
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(best_model.state_dict()[name], tensor, rtol=0, atol=0)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".best_model")]  # no temporary folder left
     # The card states the protocol and the metric.
     card = (out / "README.md").read_text()
     assert "full ranking" in card and "ndcg@10" in card.lower()

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from ..atomic import atomic_directory
 from ..data import ItemTokenizer, dataset_fingerprint, dataset_statistics, load_sequential_dataset
 from ..data.collators import SequentialCollator
 from ..evaluation import Evaluator, evaluate_segments
@@ -265,8 +266,10 @@ def train(
             score = metrics[ev.metric_for_best_model]
             if score > state["best_metric"]:
                 state.update(best_metric=score, best_epoch=epoch, bad_epochs=0)
-                if main:
-                    accelerator.unwrap_model(model).save_pretrained(output_dir / BEST_MODEL)
+                if main:  # with the tokenizer, so an interrupted run's best model can still be evaluated / used
+                    with atomic_directory(output_dir / BEST_MODEL) as folder:
+                        accelerator.unwrap_model(model).save_pretrained(folder)
+                        tokenizer.save_pretrained(folder)
             else:
                 state["bad_epochs"] += 1
             accelerator.print(
