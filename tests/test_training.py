@@ -252,3 +252,20 @@ def test_time_budget_stops_after_the_epoch_that_exceeds_it_and_still_tests(ml100
     assert results["training"]["epochs_run"] == 1  # any epoch takes longer than 60 microseconds
     assert "validation" in results["history"][0]  # the last epoch is validated even off the eval_every grid
     assert results["best_epoch"] == 1 and results["test"]["ndcg@10"] > 0
+
+
+def test_collect_results_tables_and_plots_finished_runs(finished_run, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "collect_results", Path(__file__).resolve().parents[1] / "benchmarks" / "collect_results.py"
+    )
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+    out, results = finished_run
+    runs = collect.load_runs([str(out), str(tmp_path / "not-a-run")])  # folders without metrics.json are skipped
+    assert [name for name, _ in runs] == [out.name]
+    row = collect.table(runs).splitlines()[2]
+    assert f"| {results['test']['ndcg@10']:.4f} |" in row and f"| {results['best_epoch']} / 2 |" in row
+    png = collect.plot_quality_vs_time(runs, tmp_path / "q.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

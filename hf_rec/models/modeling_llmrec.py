@@ -230,7 +230,10 @@ class LLMRecItemEncoder(nn.Module):
                         f"{config.backbone_name_or_path!r} (module names end in e.g. {leaves[:12]})"
                     )
         if config.backbone_gradient_checkpointing and getattr(base, "supports_gradient_checkpointing", False):
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.2x name
+                base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                           target_modules=targets, bias="none")
         try:
