@@ -5,6 +5,9 @@
 # Device call (tool `run`):          command "bash benchmarks/gpu_check.sh", carry [".whl", ".gpu_data"],
 #                                    timeout_s 600; the whole script stays under GPU_CHECK_BUDGET (470 s) wall time.
 # Smoke test of the plumbing (CPU):  bash benchmarks/gpu_check.sh --smoke   (or GPU_CHECK_SMOKE=1)
+# Model families (issue #4):         bash benchmarks/gpu_check.sh --families   (instead of steps 2-5: BERT4Rec,
+#                                    GRU4Rec and NARM on ML-1M for 2.5 / 1.25 / 1.25 minutes of training each,
+#                                    GPU_CHECK_MINUTES_BERT4REC / _GRU4REC / _NARM; a separate device call)
 #
 # Steps, each under its own `timeout` (and never past the overall budget; a step that fails or times out is
 # recorded and the next one runs): 0 install carried wheels into a private --target folder; 1 nvidia-smi +
@@ -22,7 +25,14 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 SMOKE=${GPU_CHECK_SMOKE:-0}
-[ "${1:-}" = "--smoke" ] && SMOKE=1
+FAMILIES=0
+for arg in "$@"; do
+  case $arg in
+    --smoke) SMOKE=1 ;;
+    --families) FAMILIES=1 ;;
+    *) echo "gpu_check.sh: unknown argument $arg (expected --smoke and/or --families)" >&2; exit 2 ;;
+  esac
+done
 PY=${PYTHON:-python3}
 if [ "$SMOKE" = 1 ]; then
   RUNS=${GPU_CHECK_RUNS:-/tmp/gpu_check_smoke/runs}
@@ -118,6 +128,27 @@ else
   BACKBONE=$DATA/all-MiniLM-L6-v2
   TEXT=()
   SCI=$DATA/amazon-scientific
+fi
+
+# ---- --families: BERT4Rec, GRU4Rec and NARM on ML-1M under time budgets (issue #4's table), then the summary -----
+if [ "$FAMILIES" = 1 ]; then
+  # name  config  training minutes (GPU_CHECK_MINUTES_<NAME>)  validation target reported  step cap (s)
+  for spec in "bert4rec-ml1m ${GPU_CHECK_MINUTES_BERT4REC:-2.5} 0.155 200" \
+              "gru4rec-ml1m ${GPU_CHECK_MINUTES_GRU4REC:-1.25} 0.15 110" \
+              "narm-ml1m ${GPU_CHECK_MINUTES_NARM:-1.25} 0.0 110"; do
+    read -r name minutes target cap <<< "$spec"
+    [ "$SMOKE" = 1 ] && minutes=0.02
+    step "$name" "$cap" "$PY" benchmarks/gpu_check.py train --runs "$RUNS" --name "$name" --target-ndcg "$target" -- \
+      --config "configs/$name.yaml" "${MOVIES[@]}" --output-dir "$RUNS/$name" "${PREC[@]}" training.num_epochs=1000 \
+      "training.max_train_minutes=$minutes" evaluation.early_stopping_patience=50 "${SHORT[@]}"
+  done
+  BUDGET=$(( BUDGET + SUMMARY_RESERVE ))
+  step summary 20 "$PY" benchmarks/gpu_check.py summary --runs "$RUNS" --out "$OUT" --families \
+    $([ "$SMOKE" = 1 ] && echo --smoke)
+  log "done in $(( $(date +%s) - T0 ))s; files in $OUT:"
+  ls -l "$OUT" | tee -a "$LOG"
+  awk -F'\t' '$2 != 0 {print "FAILED/SKIPPED: " $1 " (exit " $2 ")"; bad = 1} END {exit bad}' "$STEPS"
+  exit $?
 fi
 
 # ---- 2: SASRec on ML-1M to the quality target ------------------------------------------------------------------
