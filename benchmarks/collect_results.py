@@ -3,6 +3,10 @@ validation NDCG@10 against training time (quality vs time) for every run.
 
     python benchmarks/collect_results.py runs/* > benchmarks/results/quality.md
     python benchmarks/collect_results.py runs/a runs/b --plot benchmarks/results/quality-vs-time.png
+
+A run that was interrupted (no metrics.json) is read from its newest checkpoint's trainer_state.json (validation
+history, best epoch) and, if present, `test_metrics.json` in its folder, written by
+`hf-rec evaluate --model RUN/best_model --data ... --output RUN/test_metrics.json`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,42 @@ METRIC = "ndcg@10"
 
 def load_runs(folders: list[str]) -> list[tuple[str, dict]]:
     runs = []
-    for folder in folders:
-        path = Path(folder) / "metrics.json"
+    for folder in map(Path, folders):
+        path = folder / "metrics.json"
         if path.is_file():
-            runs.append((Path(folder).name, json.loads(path.read_text())))
+            runs.append((folder.name, json.loads(path.read_text())))
+        elif (interrupted := load_interrupted_run(folder)) is not None:
+            runs.append((folder.name, interrupted))
     return runs
+
+
+def load_interrupted_run(folder: Path) -> dict | None:
+    """The metrics.json fields this script reads, for a run stopped before it finished: history and best epoch from
+    the newest complete checkpoint, test metrics from `test_metrics.json` (`hf-rec evaluate --output`) if any."""
+    states = sorted(folder.glob("checkpoints/epoch_*/trainer_state.json"))
+    config = folder / "best_model" / "config.json"
+    if not states or not config.is_file():
+        return None
+    state = json.loads(states[-1].read_text())
+    test_file = folder / "test_metrics.json"
+    test = json.loads(test_file.read_text()) if test_file.is_file() else {}
+    history = state["history"]
+    return {
+        "model_family": json.loads(config.read_text())["model_type"],
+        "dataset": {"name": test.get("data", "?")},
+        "test": test.get("metrics", {}),
+        "best_epoch": state["best_epoch"],
+        "history": history,
+        "training": {
+            "train_seconds": sum(h.get("train_seconds", 0.0) for h in history),
+            "epochs_run": state["epoch"],
+            "device": "interrupted run",
+        },
+    }
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def table(runs: list[tuple[str, dict]]) -> str:
@@ -32,8 +67,8 @@ def table(runs: list[tuple[str, dict]]) -> str:
     for name, m in runs:
         t = m["training"]
         lines.append(
-            f"| {name} | {m['dataset']['name']} | {m['model_family']} | {m['test']['ndcg@10']:.4f} | "
-            f"{m['test']['hr@10']:.4f} | {m['best_epoch']} / {t['epochs_run']} | "
+            f"| {name} | {m['dataset']['name']} | {m['model_family']} | {fmt(m['test'].get('ndcg@10'))} | "
+            f"{fmt(m['test'].get('hr@10'))} | {m['best_epoch']} / {t['epochs_run']} | "
             f"{t['train_seconds'] / max(t['epochs_run'], 1):.1f} | {t['device']} |"
         )
     lines.append("\nLeave-one-out test split, full-catalogue ranking, seen items filtered, ties without credit.")
@@ -56,7 +91,7 @@ def plot_quality_vs_time(runs: list[tuple[str, dict]], path: str | Path) -> Path
             if METRIC in h.get("validation", {}):
                 xs.append(seconds / 60)
                 ys.append(h["validation"][METRIC])
-        ax.plot(xs, ys, marker=next(markers), markersize=3, label=f"{name} (test {m['test'][METRIC]:.4f})")
+        ax.plot(xs, ys, marker=next(markers), markersize=3, label=f"{name} (test {fmt(m['test'].get(METRIC))})")
     ax.set_xlabel("training time (minutes, evaluation excluded)")
     ax.set_ylabel(f"validation {METRIC} (full ranking)")
     ax.grid(alpha=0.3)

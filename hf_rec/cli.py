@@ -144,7 +144,9 @@ def _evaluate(args) -> int:
     text = json.dumps({"model": str(args.model), "data": args.data, "split": args.split, "protocol": args.protocol,
                        "metrics": metrics}, indent=1)  # fmt: skip
     if args.output:
-        Path(args.output).write_text(text + "\n")
+        from .atomic import atomic_write_text
+
+        atomic_write_text(args.output, text + "\n")
     print(text)
     return 0
 
@@ -197,7 +199,9 @@ def _card(args) -> int:
             raise SystemExit(f"hf-rec card: {folder} has no {needed} (not a finished run folder)")
     text = card_from_run_folder(folder, args.repo_id)
     if args.output:
-        Path(args.output).write_text(text)
+        from .atomic import atomic_write_text
+
+        atomic_write_text(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         print(text)

@@ -269,3 +269,20 @@ def test_collect_results_tables_and_plots_finished_runs(finished_run, tmp_path):
     assert f"| {results['test']['ndcg@10']:.4f} |" in row and f"| {results['best_epoch']} / 2 |" in row
     png = collect.plot_quality_vs_time(runs, tmp_path / "q.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The same run as if it had been killed before writing metrics.json: history and best epoch come from the last
+    # checkpoint, the test metrics from `hf-rec evaluate --output RUN/test_metrics.json` on best_model.
+    import shutil
+
+    from hf_rec.cli import main as cli_main
+
+    killed = tmp_path / "killed"
+    shutil.copytree(out / "checkpoints", killed / "checkpoints")
+    shutil.copytree(out / "best_model", killed / "best_model")
+    data_dir = yaml.safe_load((out / "training_config.yaml").read_text())["data"]["data_dir"]
+    assert cli_main(["evaluate", "--model", str(killed / "best_model"), "--data", "ml-100k", "--data-dir", data_dir,
+                     "--ks", "10", "--output", str(killed / "test_metrics.json")]) == 0  # fmt: skip
+    (name, m), = collect.load_runs([str(killed)])
+    assert name == "killed" and m["best_epoch"] == results["best_epoch"] and m["model_family"] == "sasrec"
+    assert [h["epoch"] for h in m["history"]] == [h["epoch"] for h in results["history"]]
+    assert m["test"]["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-9)
+    assert "| killed | ml-100k | sasrec |" in collect.table([(name, m)])
