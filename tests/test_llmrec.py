@@ -104,6 +104,7 @@ CASES = [
     ("bert", dict(mode="init")),
     ("bert", dict(mode="init", init_method="pca", item_representation="text+id", loss_type="sampled_softmax",
                   num_negatives=8)),
+    ("bert", dict(mode="init", init_method="pca", item_representation="id")),
     ("llama", dict(mode="lora")),
     ("qwen2", dict(mode="lora", item_representation="text+id", loss_type="sampled_softmax", num_negatives=8,
                    backbone_gradient_checkpointing=True)),
@@ -157,7 +158,28 @@ def test_train_save_load_add_items(kind, overrides, backbones, item_tokenizer, t
         torch.testing.assert_close(loaded.get_item_embeddings()[new_index], items.projection(items.text_embeddings[best]))
         assert new_index in loaded.recommend(history, k=loaded.config.vocab_size)[0][0].tolist()
     else:
+        if overrides.get("item_representation") == "id":  # the text -> ID map is refitted: it lands next to `best`
+            table = loaded.get_item_embeddings()
+            known = [i for i in item_tokenizer.item_indices if i != new_index]
+            distances = (table[known] - table[new_index]).norm(dim=1)
+            assert known[int(distances.argmin())] == best
+            assert distances.min() < 0.1 * distances.median(), distances
         assert set(top[0].tolist()) == {best, new_index}
+
+
+def test_id_representation_starts_from_text_and_trains_like_an_id_table(backbones, item_tokenizer):
+    model = build(backbones["bert"], item_tokenizer, mode="init", init_method="pca", item_representation="id")
+    items = model.model.items
+    known = item_tokenizer.item_indices
+    with torch.no_grad():
+        torch.testing.assert_close(items.id_embeddings.weight[known], items.projection(items.text_embeddings[known]))
+    assert not any(p.requires_grad for p in items.projection.parameters())
+    before = items.id_embeddings.weight.detach().clone()
+    train_steps(model, steps=3)
+    assert items.projection.weight.grad is None
+    assert not torch.equal(items.id_embeddings.weight[known], before[known])  # rows move independently of the text
+    with pytest.raises(ValueError, match="item_representation='id' needs mode='init'"):
+        LLMRecConfig(item_representation="id", mode="lora")
 
 
 def test_lora_trainable_parameters(backbones, item_tokenizer):
@@ -302,3 +324,56 @@ def test_trust_remote_code_without_hf_rec(backbones, item_tokenizer, tmp_path):
     for mode in paths:
         assert result[mode][0].startswith("transformers_modules."), result[mode][0]
         torch.testing.assert_close(torch.tensor(result[mode][1]), expected[mode], rtol=1e-5, atol=1e-5)
+
+
+def test_map_items_from_text_ignores_the_untrained_rows(backbones, item_tokenizer):
+    """Held-out cold items of an `"id"` model get the text -> ID map fitted on the other items: their own (untrained)
+    rows must not influence the result."""
+    model = build(backbones["bert"], item_tokenizer, mode="init", init_method="pca", item_representation="id")
+    train_steps(model, steps=3)
+    items = model.model.items
+    cold = [3, 7]
+    results = []
+    for junk in (5.0, -5.0):
+        with torch.no_grad():
+            items.id_embeddings.weight[cold] = junk
+        model.map_items_from_text(cold)
+        results.append(items.id_embeddings.weight[cold].detach().clone())
+        with torch.no_grad():
+            torch.testing.assert_close(results[-1], items.projection(items.text_embeddings[cold]))
+    torch.testing.assert_close(results[0], results[1])
+    assert results[0].abs().max() < 1.0  # mapped from text, not the junk
+
+    text_model = build(backbones["bert"], item_tokenizer, mode="init", item_representation="text+id")
+    before = text_model.get_item_embeddings().detach().clone()
+    text_model.map_items_from_text(cold)  # other representations already score held-out items from their text
+    torch.testing.assert_close(text_model.get_item_embeddings(), before)
+
+
+def test_training_with_held_out_items_maps_them_from_text(backbones, ml100k_dir, tmp_path):
+    """`train` with `data.cold_item_fraction` on an `"id"` LLMRec: the tested (and saved) model gives every held-out
+    item the vector of the text -> ID map, like `add_items` would, instead of the untrained initial row."""
+    from safetensors.torch import load_file
+
+    from hf_rec.data import load_sequential_dataset
+    from hf_rec.training import RunConfig, train
+
+    run = RunConfig.from_dict({
+        "model": {"family": "llmrec", "backbone_name_or_path": backbones["bert"], "mode": "init", "init_method": "pca",
+                  "item_representation": "id", "max_text_length": 8, "hidden_size": 16, "num_attention_heads": 1,
+                  "max_position_embeddings": 20},
+        "data": {"name": "ml-100k", "data_dir": str(ml100k_dir), "cold_item_fraction": 0.2, "cold_item_seed": 3},
+        "training": {"num_epochs": 1, "batch_size": 256, "learning_rate": 0.005, "seed": 0},
+        "evaluation": {"ks": [10], "batch_size": 512},
+    })
+    results = train(run, tmp_path / "run")
+    assert results["test_cold"]["num_users"] > 0
+    _, _, cold = cold_start_split(*load_sequential_dataset("ml-100k", ml100k_dir), 0.2, seed=3)
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    ids = weights["model.items.id_embeddings.weight"]
+    mapped = weights["model.items.text_embeddings"][cold] @ weights["model.items.projection.weight"].T
+    mapped = mapped + weights["model.items.projection.bias"]
+    torch.testing.assert_close(ids[cold], mapped, atol=1e-5, rtol=1e-4)
+    # the best_model/ checkpoint (before the mapping) still has the untrained rows: they differ
+    before = load_file(str(tmp_path / "run" / "best_model" / "model.safetensors"))["model.items.id_embeddings.weight"]
+    assert not torch.allclose(before[cold], ids[cold], atol=1e-4)

@@ -8,7 +8,7 @@ import os
 from .configuration_common import TransformerRecommenderConfig, _check_choice, _check_int, _check_probability
 
 POOLINGS = ("mean", "cls", "last")
-ITEM_REPRESENTATIONS = ("text", "text+id")
+ITEM_REPRESENTATIONS = ("text", "text+id", "id")
 MODES = ("init", "lora")
 INIT_METHODS = ("projection", "pca")
 
@@ -39,8 +39,10 @@ class LLMRecConfig(TransformerRecommenderConfig):
             `"mean"` (masked mean of token states), `"cls"` (first token) or `"last"` (last real token). Defaults to
             `"mean"` for encoders and `"last"` for decoder LLMs.
         max_text_length (`int`, *optional*, defaults to 64): Tokens kept of each item text.
-        item_representation (`str`, *optional*, defaults to `"text"`): `"text"` (projected text embedding) or
-            `"text+id"` (its sum with a learned ID embedding).
+        item_representation (`str`, *optional*, defaults to `"text"`): `"text"` (projected text embedding),
+            `"text+id"` (its sum with a learned ID embedding) or `"id"` (`mode="init"` only: an ID embedding table
+            initialised with the projected text embeddings, then trained freely like SASRec's; items added later get
+            the text -> ID map refitted by least squares on the known items).
         mode (`str`, *optional*, defaults to `"init"`): `"init"`: texts encoded once by the frozen backbone, the
             backbone is not part of the model; `"lora"`: the backbone with LoRA adapters is trained end to end.
         init_method (`str`, *optional*, defaults to `"projection"`): How the text -> `hidden_size` projection starts:
@@ -93,6 +95,8 @@ class LLMRecConfig(TransformerRecommenderConfig):
         _check_choice("item_representation", item_representation, ITEM_REPRESENTATIONS)
         _check_choice("mode", mode, MODES)
         _check_choice("init_method", init_method, INIT_METHODS)
+        if item_representation == "id" and mode != "init":
+            raise ValueError("item_representation='id' needs mode='init' (a lora backbone would get no gradient)")
         _check_int("lora_r", lora_r, minimum=1)
         _check_int("lora_alpha", lora_alpha, minimum=1)
         _check_probability("lora_dropout", lora_dropout)

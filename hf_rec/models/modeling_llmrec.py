@@ -186,7 +186,8 @@ def pca_projection(text_embeddings: torch.Tensor, hidden_size: int, std: float) 
 
 
 class LLMRecItemEncoder(nn.Module):
-    """Item vectors `[V, H]` = `projection(text_embedding)` (+ `id_embeddings` for `"text+id"`).
+    """Item vectors `[V, H]` = `projection(text_embedding)` (+ `id_embeddings` for `"text+id"`), or `id_embeddings`
+    alone for `"id"` (initialised from the projected texts; the projection then only maps new items' texts).
 
     Buffers: `text_embeddings` `[V, D]` (the frozen `init` table, or the `lora` cache); in `lora` mode also the
     tokenised item texts `text_input_ids` / `text_attention_mask` `[V, max_text_length]` (right-padded).
@@ -200,9 +201,11 @@ class LLMRecItemEncoder(nn.Module):
         self.projection = nn.Linear(dim, config.hidden_size)
         self.id_embeddings = (
             nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-            if config.item_representation == "text+id"
+            if config.item_representation in ("text+id", "id")
             else None
         )
+        if config.item_representation == "id":
+            self.projection.requires_grad_(False)  # unused in training (and DDP rejects unused trainable parameters)
         self.backbone = None
         self.cache_stale = False
         if config.mode == "lora":
@@ -267,6 +270,8 @@ class LLMRecItemEncoder(nn.Module):
 
     def vectors(self, text_embeddings: torch.Tensor) -> torch.Tensor:
         """`[V, D]` text table -> `[V, H]` item vectors."""
+        if self.config.item_representation == "id":
+            return self.id_embeddings.weight
         vectors = self.projection(text_embeddings)
         if self.id_embeddings is not None:
             vectors = vectors + self.id_embeddings.weight
@@ -293,6 +298,19 @@ class LLMRecItemEncoder(nn.Module):
         return self.vectors(table)
 
     # -- growth (cold start) ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fit_projection_to_ids(self, exclude=()) -> None:
+        """`"id"` representation: refit `projection` by least squares so that it maps each known item's text embedding
+        (except `exclude`) to its trained ID vector (minimum-norm solution when items are fewer than text dimensions)."""
+        skip = {self.config.pad_token_id, self.config.mask_token_id, *map(int, exclude)}
+        items = [i for i in range(self.text_embeddings.shape[0]) if i not in skip]
+        x = self.text_embeddings[items].detach().cpu().double()
+        x = torch.cat([x, torch.ones(len(items), 1, dtype=x.dtype)], dim=1)  # last column: the bias
+        y = self.id_embeddings.weight[items].detach().cpu().double()
+        solution = torch.linalg.lstsq(x, y, driver="gelsd").solution  # [D + 1, H]
+        self.projection.weight.copy_(solution[:-1].T.to(self.projection.weight))
+        self.projection.bias.copy_(solution[-1].to(self.projection.bias))
+
     def grow(self, new_text_embeddings: torch.Tensor, new_tokens: dict | None) -> None:
         """Append rows for new items (buffers, ID embedding); `config.vocab_size` is updated by the caller."""
         n = new_text_embeddings.shape[0]
@@ -308,7 +326,10 @@ class LLMRecItemEncoder(nn.Module):
             new = new.to(old.weight.device)
             with torch.no_grad():
                 new.weight[: old.num_embeddings] = old.weight
-                new.weight[old.num_embeddings :] = 0.0  # a cold item starts from its text alone
+                if self.config.item_representation == "id":  # the item's vector is its mapped text
+                    new.weight[old.num_embeddings :] = self.projection(new_rows).to(new.weight.dtype)
+                else:
+                    new.weight[old.num_embeddings :] = 0.0  # a cold item starts from its text alone
             self.id_embeddings = new
 
 
@@ -443,6 +464,8 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
                 weight, bias = pca_projection(embeddings, config.hidden_size, config.initializer_range)
                 items.projection.weight.copy_(weight)
                 items.projection.bias.copy_(bias)
+            if config.item_representation == "id":  # the ID table starts as the projected texts
+                items.id_embeddings.weight[indices] = items.projection(embeddings).to(items.id_embeddings.weight)
         items.cache_stale = False
         return model
 
@@ -526,9 +549,24 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         embeddings = self._encode_new_texts(texts)
         tokens = self._tokenize(texts) if self.config.mode == "lora" else None
         start = self.config.vocab_size
+        if self.config.item_representation == "id":
+            items.fit_projection_to_ids()
         items.grow(embeddings, tokens)
         self.config.vocab_size = start + len(texts)
         return list(range(start, start + len(texts)))
+
+    @torch.no_grad()
+    def map_items_from_text(self, indices) -> None:
+        """Give items that were in the catalogue but never trained on (held-out cold items) the vector `add_items` would
+        give them: for `"id"`, the text -> ID map refitted on the other items; other representations already score
+        such items from their text, so nothing changes."""
+        items = self.model.items
+        indices = sorted({int(i) for i in indices})
+        if self.config.item_representation != "id" or not indices:
+            return
+        items.fit_projection_to_ids(exclude=indices)
+        rows = items.projection(items.text_embeddings[indices])
+        items.id_embeddings.weight[indices] = rows.to(items.id_embeddings.weight)
 
     # -- scoring -----------------------------------------------------------------------------------------------------
     def refresh_item_cache(self) -> None:
