@@ -17,7 +17,7 @@ FAMILY_INFO = {
     "bert4rec": ("BERT4Rec", "Fei Sun et al. BERT4Rec: Sequential Recommendation with Bidirectional Encoder Representations from Transformer. CIKM 2019. arXiv:1904.06690"),
     "gru4rec": ("GRU4Rec", "Balázs Hidasi et al. Session-based Recommendations with Recurrent Neural Networks. ICLR 2016. arXiv:1511.06939"),
     "narm": ("NARM", "Jing Li et al. Neural Attentive Session-based Recommendation. CIKM 2017. arXiv:1711.04725"),
-    "llmrec": ("LLM-initialised text recommender", "Yupeng Hou et al. Towards Universal Sequence Representation Learning for Recommender Systems (UniSRec). KDD 2022; Edward J. Hu et al. LoRA. ICLR 2022"),
+    "llmrec": ("LLMRec (LLM-initialised, text-aware)", "Yupeng Hou et al. Towards Universal Sequence Representation Learning for Recommender Systems (UniSRec). KDD 2022; Edward J. Hu et al. LoRA. ICLR 2022"),
 }
 
 DATASET_LICENSES = {
