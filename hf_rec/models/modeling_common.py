@@ -618,6 +618,10 @@ class SequentialRecommenderMixin:
         mask[self.config.special_ids] = False
         self._candidate_mask = mask
 
+    def map_items_from_text(self, indices) -> None:
+        """Give catalogue items that were never trained on (held-out cold items) the vector a newly added item would
+        get. ID-only models have nothing to map them from; text models override this."""
+
     def _candidate_mask_for(self, device):
         mask = getattr(self, "_candidate_mask", None)
         return None if mask is None else mask.to(device)

@@ -302,11 +302,11 @@ class LLMRecItemEncoder(nn.Module):
     def fit_projection_to_ids(self, exclude=()) -> None:
         """`"id"` representation: refit `projection` by least squares so that it maps each known item's text embedding
         (except `exclude`) to its trained ID vector (minimum-norm solution when items are fewer than text dimensions)."""
-        skip = {self.config.pad_token_id, self.config.mask_token_id, *map(int, exclude)}
-        items = [i for i in range(self.text_embeddings.shape[0]) if i not in skip]
-        x = self.text_embeddings[items].detach().cpu().double()
-        x = torch.cat([x, torch.ones(len(items), 1, dtype=x.dtype)], dim=1)  # last column: the bias
-        y = self.id_embeddings.weight[items].detach().cpu().double()
+        keep = torch.ones(self.text_embeddings.shape[0], dtype=torch.bool)
+        keep[[self.config.pad_token_id, self.config.mask_token_id, *map(int, exclude)]] = False
+        x = self.text_embeddings.detach().cpu().double()[keep]
+        x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)  # last column: the bias
+        y = self.id_embeddings.weight.detach().cpu().double()[keep]
         solution = torch.linalg.lstsq(x, y, driver="gelsd").solution  # [D + 1, H]
         self.projection.weight.copy_(solution[:-1].T.to(self.projection.weight))
         self.projection.bias.copy_(solution[-1].to(self.projection.bias))
@@ -326,10 +326,7 @@ class LLMRecItemEncoder(nn.Module):
             new = new.to(old.weight.device)
             with torch.no_grad():
                 new.weight[: old.num_embeddings] = old.weight
-                if self.config.item_representation == "id":  # the item's vector is its mapped text
-                    new.weight[old.num_embeddings :] = self.projection(new_rows).to(new.weight.dtype)
-                else:
-                    new.weight[old.num_embeddings :] = 0.0  # a cold item starts from its text alone
+                new.weight[old.num_embeddings :] = 0.0  # a cold item starts from its text alone ("id": mapped after)
             self.id_embeddings = new
 
 
@@ -549,21 +546,21 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         embeddings = self._encode_new_texts(texts)
         tokens = self._tokenize(texts) if self.config.mode == "lora" else None
         start = self.config.vocab_size
-        if self.config.item_representation == "id":
-            items.fit_projection_to_ids()
         items.grow(embeddings, tokens)
         self.config.vocab_size = start + len(texts)
-        return list(range(start, start + len(texts)))
+        new_indices = list(range(start, start + len(texts)))
+        self.map_items_from_text(new_indices)
+        return new_indices
 
     @torch.no_grad()
     def map_items_from_text(self, indices) -> None:
-        """Give items that were in the catalogue but never trained on (held-out cold items) the vector `add_items` would
-        give them: for `"id"`, the text -> ID map refitted on the other items; other representations already score
-        such items from their text, so nothing changes."""
-        items = self.model.items
+        """Give items never trained on (held-out cold items, items just added) their text-mapped vector: for `"id"`,
+        the text -> ID map refitted on the other items; other representations already score such items from their
+        text, so nothing changes."""
         indices = sorted({int(i) for i in indices})
         if self.config.item_representation != "id" or not indices:
             return
+        items = self.model.items
         items.fit_projection_to_ids(exclude=indices)
         rows = items.projection(items.text_embeddings[indices])
         items.id_embeddings.weight[indices] = rows.to(items.id_embeddings.weight)

@@ -294,7 +294,7 @@ def train(
     best = accelerator.unwrap_model(model)
     if (output_dir / BEST_MODEL).is_dir():
         best = AutoModelForSequentialRecommendation.from_pretrained(output_dir / BEST_MODEL).to(accelerator.device)
-    if cold_test is not None and hasattr(best, "map_items_from_text"):  # held-out items get their text-mapped vector
+    if cold_test is not None:  # held-out items get the vector a new item would get (text models)
         best.map_items_from_text(cold_items)
     # One pass over the test users gives the metrics, the per-segment metrics (history length, target popularity,
     # cold/warm) and the beyond-accuracy metrics of the top-K lists.
