@@ -105,6 +105,7 @@ CASES = [
     ("bert", dict(mode="init", init_method="pca", item_representation="text+id", loss_type="sampled_softmax",
                   num_negatives=8)),
     ("bert", dict(mode="init", init_method="pca", item_representation="id")),
+    ("bert", dict(mode="init", init_method="pca_whiten", item_representation="text")),
     ("llama", dict(mode="lora")),
     ("qwen2", dict(mode="lora", item_representation="text+id", loss_type="sampled_softmax", num_negatives=8,
                    backbone_gradient_checkpointing=True)),
@@ -180,6 +181,32 @@ def test_id_representation_starts_from_text_and_trains_like_an_id_table(backbone
     assert not torch.equal(items.id_embeddings.weight[known], before[known])  # rows move independently of the text
     with pytest.raises(ValueError, match="item_representation='id' needs mode='init'"):
         LLMRecConfig(item_representation="id", mode="lora")
+
+
+def test_pca_projection_keeps_or_whitens_the_spectrum():
+    from hf_rec.models.modeling_llmrec import pca_projection
+
+    torch.manual_seed(0)
+    # anisotropic "text embeddings": 200 items in 16 dims, component scales 10, 5, 2, 1, then 0.01 (noise)
+    basis, _ = torch.linalg.qr(torch.randn(16, 16))
+    x = (torch.randn(200, 16) * torch.tensor([10.0, 5, 2, 1] + [0.01] * 12)) @ basis.T + 3.0
+    for whiten in (False, True):
+        weight, bias = pca_projection(x, hidden_size=4, std=0.02, whiten=whiten)
+        projected = x @ weight.T + bias
+        torch.testing.assert_close(projected.mean(0), torch.zeros(4), atol=1e-5, rtol=0)  # centred
+        assert projected.std().item() == pytest.approx(0.02, rel=1e-3)  # overall scale of a fresh embedding
+        stds = projected.std(0)
+        if whiten:  # every component gets the same variance
+            torch.testing.assert_close(stds, torch.full((4,), stds.mean().item()), rtol=1e-3, atol=0)
+        else:  # the spectrum is kept: the leading component dominates
+            assert stds[0] > 1.8 * stds[1] > 1.8 * 1.8 * stds[2]
+        # both span the top-4 principal subspace: directions orthogonal to it are projected to nothing
+        assert ((weight @ basis[:, 4:]).norm(dim=1) < 0.01 * weight.norm(dim=1)).all()
+    # fewer items than hidden dims: the padded random directions are not blown up by whitening
+    # (3 items span 2 directions; the other 6 outputs stay near zero instead of being scaled up to unit variance)
+    weight, bias = pca_projection(x[:3], hidden_size=8, std=0.02, whiten=True)
+    stds = (x[:3] @ weight.T + bias).std(0)
+    assert torch.isfinite(weight).all() and stds[2:].max() < 0.05 * stds[:2].min()
 
 
 def test_lora_trainable_parameters(backbones, item_tokenizer):

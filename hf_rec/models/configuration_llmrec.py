@@ -10,7 +10,7 @@ from .configuration_common import TransformerRecommenderConfig, _check_choice, _
 POOLINGS = ("mean", "cls", "last")
 ITEM_REPRESENTATIONS = ("text", "text+id", "id")
 MODES = ("init", "lora")
-INIT_METHODS = ("projection", "pca")
+INIT_METHODS = ("projection", "pca", "pca_whiten")
 
 
 def default_pooling(backbone_config: dict) -> str:
@@ -46,8 +46,9 @@ class LLMRecConfig(TransformerRecommenderConfig):
         mode (`str`, *optional*, defaults to `"init"`): `"init"`: texts encoded once by the frozen backbone, the
             backbone is not part of the model; `"lora"`: the backbone with LoRA adapters is trained end to end.
         init_method (`str`, *optional*, defaults to `"projection"`): How the text -> `hidden_size` projection starts:
-            `"projection"` (random linear layer) or `"pca"` (the top principal components of the item text
-            embeddings). The projection is trained in both cases.
+            `"projection"` (random linear layer), `"pca"` (the top principal components of the item text
+            embeddings) or `"pca_whiten"` (the same components, each rescaled to the same variance). The projection
+            is trained in all cases.
         lora_r (`int`, *optional*, defaults to 8), lora_alpha (`int`, *optional*, defaults to 16),
         lora_dropout (`float`, *optional*, defaults to 0.0): LoRA settings (`mode="lora"`).
         lora_target_modules (`str` or `list[str]`, *optional*, defaults to `"all-linear"`): Backbone modules that get
