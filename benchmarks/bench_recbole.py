@@ -102,6 +102,7 @@ def time_hf_rec(model_key: str, data_dir: Path, threads: int, warmup: int, batch
 
     torch.set_num_threads(threads)
     run = load_run_config(REPO / MODELS[model_key][0])
+    run.training.batch_size = 128  # the matched setting (recbole_runner.py), whatever the shipped config trains with
     set_seed(run.training.seed)
     start = time.perf_counter()
     model, loader, objective, rows, users = hf_rec_train_loader(run, data_dir)
