@@ -164,6 +164,11 @@ def test_resume_after_a_kill_continues_from_the_last_epoch(ml100k_dir, tmp_path,
 
     resumed = train(run, tmp_path / "killed", resume=True)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    # The run says it was resumed (its card too) and its wall clock counts the killed process's epoch as well.
+    assert resumed["training"]["resumed_at_epochs"] == [1] and reference["training"]["resumed_at_epochs"] == []
+    assert "Resumed from its checkpoint after epoch(s) 1" in (tmp_path / "killed" / "README.md").read_text()
+    assert "Resumed" not in (tmp_path / "uninterrupted" / "README.md").read_text()
+    assert 0 < state["wall_seconds"] < resumed["training"]["wall_seconds"]
     assert resumed["history"][0]["train_loss"] == reference["history"][0]["train_loss"]
     # Same seeds, restored RNG and optimiser state: the resumed run ends where the uninterrupted one does.
     assert resumed["test"]["ndcg@10"] == pytest.approx(reference["test"]["ndcg@10"], abs=0.01)

@@ -118,6 +118,7 @@ def render_model_card(
         wall_seconds=training.get("wall_seconds"),
         num_processes=training.get("num_processes", 1),
         epochs_run=training.get("epochs_run"),
+        resumed_at_epochs=", ".join(map(str, training.get("resumed_at_epochs") or [])),
         repo_id=repo_id,
         citation=citation,
     )

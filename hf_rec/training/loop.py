@@ -211,17 +211,22 @@ def train(
     )
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
 
-    state = {"epoch": 0, "global_step": 0, "best_metric": -1.0, "best_epoch": None, "bad_epochs": 0, "history": []}
+    state = {"epoch": 0, "global_step": 0, "best_metric": -1.0, "best_epoch": None, "bad_epochs": 0, "history": [],
+             "wall_seconds": 0.0, "resumed_at_epochs": []}
     if resume:
         checkpoint = latest_checkpoint(output_dir)
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / TRAINER_STATE).read_text())
         accelerator.print(f"resumed from {checkpoint} (epoch {state['epoch']} done)")
+        # The card must say a run was resumed: the configuration given now may differ from the earlier epochs'.
+        state["resumed_at_epochs"] = state.get("resumed_at_epochs", []) + [state["epoch"]]
+        state.setdefault("wall_seconds", None)  # a checkpoint from before this field: earlier wall clock unknown
 
     tracker_config = {f"{section}.{k}": (v if isinstance(v, (int, float, str, bool)) else str(v))
                       for section, values in run.to_dict().items() for k, v in values.items()}
     accelerator.init_trackers("tensorboard", config=tracker_config)  # -> <output_dir>/tensorboard
     run_start = time.perf_counter()
+    wall_before = state["wall_seconds"]  # wall clock of the processes before a resume (None: unknown)
     train_seconds = sum(h.get("train_seconds", 0.0) for h in state["history"])
 
     # ---- epochs ------------------------------------------------------------------------------------------------
@@ -281,6 +286,8 @@ def train(
         accelerator.log({"train/epoch_loss": mean_loss, "train/epoch_seconds": epoch_seconds}, step=state["global_step"])
         state["history"].append(record)
         state["epoch"] = epoch
+        if wall_before is not None:
+            state["wall_seconds"] = wall_before + time.perf_counter() - run_start
         save_checkpoint(accelerator, output_dir, state, tc.keep_checkpoints)
         if ev.early_stopping_patience and state["bad_epochs"] >= ev.early_stopping_patience:
             accelerator.print(f"early stopping: no {ev.metric_for_best_model} gain for {state['bad_epochs']} evaluations")
@@ -325,8 +332,9 @@ def train(
         },
         "training": {
             "train_seconds": train_seconds,
-            "wall_seconds": time.perf_counter() - run_start,
+            "wall_seconds": None if wall_before is None else wall_before + time.perf_counter() - run_start,
             "epochs_run": state["epoch"],
+            "resumed_at_epochs": state["resumed_at_epochs"],
             "num_processes": accelerator.num_processes,
             "device": describe_device(accelerator),
             "mixed_precision": tc.mixed_precision,
