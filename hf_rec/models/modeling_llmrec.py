@@ -181,11 +181,12 @@ def pca_projection(
         extra = torch.randn(hidden_size - components.shape[0], x.shape[1], dtype=x.dtype) * 1e-3
         components = torch.cat([components, extra])
     projected = (x - mean) @ components.T
-    if whiten:  # rescale each real component to unit variance; null directions and the random padding stay as they are
-        stds = projected.std(0)
-        real = torch.zeros_like(stds, dtype=torch.bool)
-        real[: singular_values.shape[0]] = singular_values[:hidden_size] > 1e-6 * singular_values.max()
-        scales = torch.where(real, 1.0 / stds.clamp(min=1e-300), torch.ones_like(stds))
+    if whiten:  # unit variance for the real components (a prefix: singular values are sorted); null directions and
+        # the random padding keep theirs
+        real = int((singular_values[:hidden_size] > 1e-6 * singular_values.max()).sum())
+        scales = torch.ones(hidden_size, dtype=x.dtype)
+        if real:
+            scales[:real] = 1.0 / projected[:, :real].std(0)
         components = components * scales[:, None]
         projected = projected * scales
     scale = std / projected.std().clamp(min=1e-12)
