@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "train":
         from .training import main as train_main
 
-        train_main(argv[1:])
+        train_main(argv[1:], prog="hf-rec train")
         return 0
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)

@@ -329,13 +329,18 @@ def _where(path: Path, lines: list[int] | None, row: int) -> str:
     return f"{path}, line {lines[row]}"
 
 
+def _shown(value):
+    """A cell as the user wrote it: `-inf`, not numpy's `np.float64(-inf)`."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _id_column(path: Path, df: pd.DataFrame, lines, name: str) -> np.ndarray:
     col = df[name]
     if pd.api.types.is_float_dtype(col):
-        bad = col.isna().to_numpy() | (col != np.floor(col)).to_numpy()
+        bad = ~np.isfinite(col.to_numpy()) | (col != np.floor(col)).to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{_where(path, lines, row)}: {name} must be an id, got {col.iloc[row]!r}")
+            raise ValueError(f"{_where(path, lines, row)}: {name} must be an id, got {_shown(col.iloc[row])!r}")
         col = col.astype(np.int64)
     isna = col.isna().to_numpy()
     if isna.any():
@@ -361,11 +366,12 @@ def _numeric_column(path: Path, df: pd.DataFrame, lines, name: str, allow_dateti
             dt = pd.to_datetime(col, errors="coerce", format="ISO8601", utc=True)
             if not dt.isna().any():
                 return (dt.astype("int64") // 10**9).to_numpy(dtype=np.float64)
-    bad = num.isna().to_numpy()
+    # nan, inf and -inf are refused too: an infinite timestamp would sort last and become the user's test target.
+    bad = ~np.isfinite(num.to_numpy(dtype=np.float64))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        kind = "a number or an ISO-8601 date" if allow_datetime else "a number"
-        raise ValueError(f"{_where(path, lines, row)}: {name} must be {kind}, got {col.iloc[row]!r}")
+        kind = "a finite number or an ISO-8601 date" if allow_datetime else "a finite number"
+        raise ValueError(f"{_where(path, lines, row)}: {name} must be {kind}, got {_shown(col.iloc[row])!r}")
     return num.to_numpy(dtype=np.float64)
 
 

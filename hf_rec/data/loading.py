@@ -447,6 +447,10 @@ def load_sequential_dataset(
             raise ValueError(f"{opt} must be a non-negative integer, got {value!r}")
     if max_history is not None and (isinstance(max_history, bool) or not isinstance(max_history, (int, np.integer))):
         raise ValueError(f"max_history must be a positive integer, got {max_history!r}")
+    if min_rating is not None and (
+        isinstance(min_rating, bool) or not isinstance(min_rating, (int, float, np.number)) or not np.isfinite(min_rating)
+    ):  # nan would silently drop nothing
+        raise ValueError(f"min_rating must be a finite number, got {min_rating!r}")
     key = str(name_or_path)
     if key in BUILTIN_DATASETS:
         if item_text_path is not None:

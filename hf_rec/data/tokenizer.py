@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,21 @@ def _as_raw_id(value: Any) -> str:
     raise TypeError(f"raw item ids must be strings (or integers), got {type(value).__name__}: {value!r}")
 
 
+def _raw_ids(values: Iterable[Any], what: str) -> list[str]:
+    """Raw ids as strings. Surrounding whitespace (from a "1, 2, 3" list or a padded CSV column) is stripped with a
+    warning: kept, " 5" would silently be another item than "5"."""
+    ids = [_as_raw_id(v) for v in values]
+    padded = [raw for raw in ids if raw != raw.strip()]
+    if padded:
+        warnings.warn(
+            f"{what}: stripped surrounding whitespace from {len(padded)} raw item id(s), e.g. {padded[0]!r}",
+            UserWarning,
+            stacklevel=3,
+        )
+        ids = [raw.strip() for raw in ids]
+    return ids
+
+
 def _check_ids_iterable(values: Any, what: str) -> None:
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{what} takes a sequence of ids, not a single string: pass [{values!r}]")
@@ -67,7 +83,7 @@ class ItemTokenizer:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         _check_ids_iterable(item_ids, "ItemTokenizer")
-        ids = [_as_raw_id(v) for v in item_ids]
+        ids = _raw_ids(item_ids, "ItemTokenizer")
         self._ids: list[str] = []  # index - 1 for base items; added items follow (offset by the mask slot)
         self._index: dict[str, int] = {}
         for pos, raw in enumerate(ids):
@@ -140,12 +156,12 @@ class ItemTokenizer:
     # --------------------------------------------------------------- texts
     def _set_texts(self, ids: Sequence[str], texts: Any, start: int) -> None:
         if isinstance(texts, Mapping):
-            unknown = [k for k in texts if _as_raw_id(k) not in self._index]
+            unknown = [k for k in texts if _as_raw_id(k).strip() not in self._index]
             if unknown:
                 raise ValueError(f"item_texts has {len(unknown)} id(s) that are not items: {unknown[:5]}")
             for raw, text in texts.items():
                 if text is not None:
-                    self._texts[self._index[_as_raw_id(raw)]] = str(text)
+                    self._texts[self._index[_as_raw_id(raw).strip()]] = str(text)
         else:
             texts = list(texts)
             if len(texts) != len(ids):
@@ -180,8 +196,7 @@ class ItemTokenizer:
         _check_ids_iterable(raw_ids, "encode")
         out: list[int] = []
         missing: list[str] = []
-        for value in raw_ids:
-            raw = _as_raw_id(value)
+        for raw in _raw_ids(raw_ids, "encode"):
             idx = self._index.get(raw)
             if idx is None:
                 missing.append(raw)
@@ -210,7 +225,7 @@ class ItemTokenizer:
 
     def __contains__(self, raw_id: object) -> bool:
         try:
-            return _as_raw_id(raw_id) in self._index
+            return _as_raw_id(raw_id).strip() in self._index
         except TypeError:
             return False
 
@@ -242,12 +257,14 @@ class ItemTokenizer:
         Ids already present raise ValueError unless ``exist_ok=True`` (then their current index is
         returned and their text, if given, is left unchanged)."""
         _check_ids_iterable(raw_ids, "add_items")
-        ids = [_as_raw_id(v) for v in raw_ids]
+        ids = _raw_ids(raw_ids, "add_items")
         if texts is not None and not isinstance(texts, Mapping):
             texts = list(texts)
             if len(texts) != len(ids):
                 raise ValueError(f"texts has {len(texts)} entries but {len(ids)} items are being added")
             texts = dict(zip(ids, texts))
+        elif texts is not None:  # keys the way ids are read (strings, stripped), so each text finds its item
+            texts = {_as_raw_id(k).strip(): v for k, v in texts.items()}
         seen: set[str] = set()
         dup = [r for r in ids if r in seen or seen.add(r)]  # type: ignore[func-returns-value]
         if dup:
@@ -256,7 +273,7 @@ class ItemTokenizer:
         if present and not exist_ok:
             raise ValueError(f"{len(present)} item id(s) are already in the tokenizer: {present[:10]} (pass exist_ok=True)")
         if texts is not None:
-            stray = [k for k in texts if _as_raw_id(k) not in seen]
+            stray = [k for k in texts if k not in seen]
             if stray:
                 raise ValueError(f"texts has id(s) that are not being added: {stray[:5]}")
         out = []

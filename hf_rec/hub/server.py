@@ -55,6 +55,7 @@ _PLURAL_TO_TYPE = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _HEX40_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _HEX_PREFIX_RE = re.compile(r"^[0-9a-f]{7,40}$")
 _FRONT_MATTER_RE = re.compile(r"\A\s*---[ \t]*\r?\n(.*?\r?\n)?---[ \t]*(\r?\n|\Z)", re.DOTALL)
 _API_SUBROUTES = {
@@ -130,15 +131,28 @@ class HubStore:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "blobs").mkdir(exist_ok=True)
         (self.root / "repos").mkdir(exist_ok=True)
+        self._resolved_root = self.root.resolve()
         self.lock = threading.RLock()
 
     # ---------------------------------------------------------------- paths
+    # Repo ids, commit ids and oids come from clients: each is checked before it becomes a path, and every path must
+    # still resolve inside the root, so no request reads or writes anything else the process can reach.
+    def _inside(self, path: Path) -> Path:
+        if not path.resolve().is_relative_to(self._resolved_root):
+            raise HubError(400, "Invalid request: the path resolves outside the Hub's storage")
+        return path
+
     def _repo_dir(self, repo_type: str, repo_id: str) -> Path:
+        self.check_repo_id(repo_id)
+        if repo_type not in REPO_TYPES:
+            raise HubError(400, f"Invalid repo type {repo_type!r}")
         ns, name = repo_id.split("/", 1)
-        return self.root / "repos" / f"{repo_type}s" / ns / name
+        return self._inside(self.root / "repos" / f"{repo_type}s" / ns / name)
 
     def _blob_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / sha256
+        if not isinstance(sha256, str) or not _SHA256_RE.match(sha256):
+            raise HubError(400, f"Invalid blob id {sha256!r}: expected a sha256 (64 lowercase hex characters)")
+        return self._inside(self.root / "blobs" / sha256)
 
     # ---------------------------------------------------------------- repos
     @staticmethod
@@ -217,6 +231,8 @@ class HubStore:
         return commit_id
 
     def get_commit(self, repo_type: str, repo_id: str, commit_id: str) -> dict:
+        if not _HEX40_RE.match(commit_id):
+            raise HubError(404, f"Invalid rev id: {commit_id}", "RevisionNotFound")
         return _read_json(self._repo_dir(repo_type, repo_id) / "commits" / f"{commit_id}.json")
 
     def refs(self, repo_type: str, repo_id: str) -> dict:
@@ -282,7 +298,7 @@ class HubStore:
                     tree[path] = self._store_blob(op["data"])
                 elif kind == "lfsFile":
                     sha256 = op["oid"]
-                    blob = self._blob_path(sha256)
+                    blob = self._blob_path(sha256)  # 400 unless a sha256: an oid is never a path
                     if not blob.is_file():
                         raise HubError(400, f"LFS object {sha256} for {path!r} was never uploaded to this server")
                     data = blob.read_bytes()

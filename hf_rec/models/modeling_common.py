@@ -15,6 +15,8 @@ index 0 is padding, `config.mask_token_id` is the mask token; both are never sco
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -425,8 +427,7 @@ def topk_items(
     Returns:
         `(indices, scores)`, each of shape `(num_users, k')`, best first (order among equal scores unspecified).
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = check_k(k)
     num_users, vocab_size = user_embeddings.shape[0], item_embeddings.shape[0]
     device = user_embeddings.device
     specials = sorted({int(s) for s in special_ids if 0 <= int(s) < vocab_size})
@@ -462,6 +463,23 @@ def topk_items(
         out_scores[u0:u1, : best_scores.shape[1]] = best_scores
         out_indices[u0:u1, : best_indices.shape[1]] = best_indices
     return out_indices, out_scores
+
+
+def check_k(k) -> int:
+    """`k` as an int: any integral number (numpy integers too) > 0, not a bool."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _item_index(value, row: int) -> int:
+    """One history entry as an int; 5.7 or "5" are refused rather than truncated or guessed."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)  # ints, numpy integers, integer tensors with one element
+    except TypeError:
+        raise ValueError(f"history {row} holds {value!r}, which is not an integer item index") from None
 
 
 def _exclusion_pairs(exclude, num_users: int, vocab_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -663,7 +681,7 @@ class SequentialRecommenderMixin:
         vocab_size = self.get_item_embeddings().shape[0]
         rows = []
         for row, history in enumerate(histories):
-            history = [int(i) for i in history]
+            history = [_item_index(i, row) for i in history]
             if not history:
                 raise ValueError(f"history {row} is empty: a sequential model needs at least one item")
             bad = [i for i in history if i < 0 or i >= vocab_size or i in self.config.special_ids]
@@ -707,10 +725,11 @@ class SequentialRecommenderMixin:
         """
         if isinstance(histories, torch.Tensor):
             histories = histories.tolist()
-        if len(histories) > 0 and isinstance(histories[0], int):
+        if len(histories) > 0 and isinstance(histories[0], numbers.Integral):
             raise ValueError("recommend expects a batch of histories (a list of lists); wrap one history as [history]")
         if len(histories) == 0:
             raise ValueError("recommend got no histories")
+        k = check_k(k)  # before any work
         was_training = self.training
         self.eval()
         device = self.get_item_embeddings().device

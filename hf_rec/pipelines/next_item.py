@@ -12,6 +12,7 @@ The ItemTokenizer (`item_tokenizer.json`) is read from the same folder / repo as
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,9 +84,9 @@ class NextItemRecommendationPipeline(Pipeline):
                 raise ValueError(f"unknown_items must be one of {_UNKNOWN_ITEMS}, got {unknown_items!r}")
             preprocess["unknown_items"] = unknown_items
         if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
+            if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k <= 0:
                 raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-            forward["top_k"] = top_k
+            forward["top_k"] = int(top_k)
         if exclude_seen is not None:
             forward["exclude_seen"] = bool(exclude_seen)
         return preprocess, forward, postprocess
