@@ -1,7 +1,9 @@
 """The one training loop of hf_rec, for every model family, on one CPU, one GPU or many (`accelerate launch`).
 
-Read top to bottom: set up -> data -> model -> optimiser -> (resume) -> epochs (train, validate, checkpoint,
-early stop) -> best weights -> test -> write the run folder.
+`train` reads top to bottom: set up -> data and model -> optimiser, schedule, (resumed) state -> epochs (train one
+epoch, validate and keep the best, checkpoint, early stop) -> best weights -> test -> write the run folder. Its steps
+follow it in the same order; the helpers they use (accelerator, schedule, loader, run-folder and checkpoint
+handling) come before it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import logging
 import math
 import os
 import platform
-import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +34,19 @@ from ..data.collators import SequentialCollator
 from ..evaluation import Evaluator, evaluate_segments
 from ..evaluation.cold_start import cold_start_split
 from ..models import FAMILIES, AutoModelForSequentialRecommendation
-from .config import RunConfig, atomic_write_text
+from .config import RunConfig
+from .run_folder import (
+    BEST_MODEL,
+    CHECKPOINTS,
+    TRAINER_STATE,
+    check_output_dir,
+    latest_checkpoint,
+    remove_run_files,
+    save_checkpoint,
+    write_run_folder,
+)
 
 logger = logging.getLogger("hf_rec.training")
-
-CHECKPOINTS = "checkpoints"
-TRAINER_STATE = "trainer_state.json"
-BEST_MODEL = "best_model"
-
 
 def build_model(run: RunConfig, tokenizer: ItemTokenizer, device: torch.device | None = None):
     """The family's recommendation head, sized to the tokenizer's vocabulary (text families encode their item texts
@@ -165,84 +172,6 @@ def make_scheduler(optimizer, tc, num_batches: int, num_processes: int):
     )
 
 
-# What a run writes into its folder (besides the exported modeling files): a fresh run refuses a folder holding
-# any of these unless told to overwrite it, and then removes exactly these.
-RUN_DIRS = (CHECKPOINTS, BEST_MODEL, "tensorboard", "adapter", "backbone", "backbone_tokenizer")
-RUN_FILES = ("config.json", "model.safetensors", "item_tokenizer.json", "training_config.yaml", "metrics.json",
-             "training_curves.png", "README.md", "test_metrics.json")
-
-
-def check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    """Refuse to start a fresh run in a folder that holds another run, unless `overwrite`."""
-    if overwrite or not output_dir.is_dir():
-        return
-    markers = [name for name in (CHECKPOINTS, BEST_MODEL, "metrics.json", "model.safetensors", "training_config.yaml")
-               if (output_dir / name).exists()]
-    if markers:
-        raise ValueError(
-            f"{output_dir} already holds a run ({', '.join(markers)}): pass --overwrite to replace it, --resume to "
-            "continue it, or choose another --output-dir"
-        )
-
-
-def remove_run_files(output_dir: Path) -> None:
-    """Remove an earlier run's files (and only those) from `output_dir`, so a fresh run leaves nothing stale."""
-    if not output_dir.is_dir():
-        return
-    # the modeling files save_pretrained exported next to the weights (another family's may differ from this run's)
-    modeling_files = {p.name for p in (Path(__file__).resolve().parents[1] / "models").glob("*.py")}
-    for name in RUN_DIRS:
-        if (output_dir / name).is_dir():
-            shutil.rmtree(output_dir / name)
-    for path in output_dir.iterdir():
-        if path.is_file() and (path.name in RUN_FILES or path.name in modeling_files):
-            path.unlink()
-
-
-def file_digest(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checkpoint_problem(folder: Path) -> str | None:
-    """Why the checkpoint `folder` cannot be resumed from (a missing, truncated or changed file, named), or None.
-    Its trainer state lists the sha256 of every file `save_state` wrote (checkpoints written before that list
-    existed are trusted as they are)."""
-    try:
-        state = json.loads((folder / TRAINER_STATE).read_text())
-    except (OSError, ValueError) as err:
-        return f"{folder / TRAINER_STATE} is missing or unreadable ({err})"
-    for name, digest in state.get("files", {}).items():
-        if not (folder / name).is_file():
-            return f"{folder / name} is missing"
-        if file_digest(folder / name) != digest:
-            return f"{folder / name} is truncated or changed since it was written"
-    return None
-
-
-def latest_checkpoint(output_dir: Path, report=None) -> Path | None:
-    """The newest intact checkpoint. A damaged newer one is skipped, and `report` (e.g. `print`) says which and why;
-    when checkpoints exist but none is intact, a ValueError names the problems."""
-    folder = output_dir / CHECKPOINTS
-    candidates = sorted(folder.glob("epoch_[0-9]*[0-9]"), reverse=True) if folder.is_dir() else []
-    problems = []
-    for checkpoint in candidates:
-        problem = checkpoint_problem(checkpoint)
-        if problem is None:
-            if problems and report is not None:
-                report(f"--resume: skipped damaged checkpoint(s): {'; '.join(problems)}; using {checkpoint.name}")
-            return checkpoint
-        problems.append(problem)
-    if problems:
-        raise ValueError(f"--resume: no intact checkpoint in {folder}: {'; '.join(problems)}")
-    return None
-
-
 def train(
     run: RunConfig,
     output_dir: str | Path,
@@ -261,130 +190,52 @@ def train(
     set_seed(tc.seed)
     if tc.cpu_threads and accelerator.device.type == "cpu":
         torch.set_num_threads(tc.cpu_threads)
-    main = accelerator.is_main_process
     if resume and latest_checkpoint(output_dir, report=accelerator.print) is None:
         accelerator.print(f"--resume: no complete checkpoint in {output_dir / CHECKPOINTS}; starting from scratch")
         resume = False
     if not resume:
         check_output_dir(output_dir, overwrite)  # before any work: a folder holding another run is refused
 
-    # ---- data ------------------------------------------------------------------------------------------
-    with accelerator.main_process_first():
-        splits, tokenizer = load_sequential_dataset(run.data.name, run.data.data_dir, **run.data.load_options())
-    fingerprint = dataset_fingerprint(splits, run.data.load_options())
-    statistics = dataset_statistics(splits)
-    test_split, cold_test = splits["test"], None
-    if run.data.cold_item_fraction:  # cold start: some items appear in no training or validation sequence
-        splits, cold_test, cold_items = cold_start_split(
-            splits, tokenizer, run.data.cold_item_fraction, seed=run.data.cold_item_seed
-        )
-        accelerator.print(
-            f"cold start: {len(cold_items)} items held out of training; {len(cold_test)} test users have a cold target"
-        )
+    # ---- data and model ----------------------------------------------------------------------------------------
+    data = load_run_data(run, accelerator)
     with accelerator.main_process_first():  # text models: the main process writes the text cache, the others read it
-        model = build_model(run, tokenizer, accelerator.device)
-    if main and not resume:
+        model = build_model(run, data.tokenizer, accelerator.device)
+    if accelerator.is_main_process and not resume:
         remove_run_files(output_dir)  # --overwrite: the old run goes only now that this one has data and a model
     accelerator.wait_for_everyone()
-    train_loader, collator, skipped = make_train_loader(run, model, tokenizer, splits["train"], accelerator.process_index)
-    if skipped:
-        accelerator.print(
-            f"{skipped} users have fewer than {collator.min_length(collator.objective)} training items and give no "
-            f"{collator.objective} training signal (they are still evaluated)"
-        )
-    if cold_test is not None:  # held-out items are not even negatives while training
-        model.set_training_items(sorted(set(tokenizer.item_indices) - set(cold_items)))
-    if model.config.negative_sampling == "popularity":
-        model.set_item_popularity(item_counts(splits["train"]["item_ids"], tokenizer.vocab_size))
-    validator = make_evaluator(run, splits["validation"])
+    train_loader, collator = prepare_training_inputs(run, model, data, accelerator)
+    validator = make_evaluator(run, data.splits["validation"])
 
-    # ---- optimiser -----------------------------------------------------------------------------------------
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=tc.learning_rate,
-        betas=(0.9, tc.adam_beta2),
-    )
+    # ---- optimiser, schedule, (resumed) state ------------------------------------------------------------------
+    optimizer = make_optimizer(model, tc)
     scheduler = make_scheduler(optimizer, tc, len(train_loader), accelerator.num_processes)
     shuffle_generator = train_loader.shuffle_generator
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
-
-    state = {"epoch": 0, "global_step": 0, "best_metric": -1.0, "best_epoch": None, "bad_epochs": 0, "history": [],
-             "wall_seconds": 0.0, "resumed_at_epochs": []}
-    if resume:
-        checkpoint = latest_checkpoint(output_dir)
-        accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / TRAINER_STATE).read_text())
-        state.pop("files", None)
-        accelerator.print(f"resumed from {checkpoint} (epoch {state['epoch']} done)")
-        # The card must say a run was resumed: the configuration given now may differ from the earlier epochs'.
-        state["resumed_at_epochs"] = state.get("resumed_at_epochs", []) + [state["epoch"]]
-        state.setdefault("wall_seconds", None)  # a checkpoint from before this field: earlier wall clock unknown
-
-    tracker_config = {f"{section}.{k}": (v if isinstance(v, (int, float, str, bool)) else str(v))
-                      for section, values in run.to_dict().items() for k, v in values.items()}
-    accelerator.init_trackers("tensorboard", config=tracker_config)  # -> <output_dir>/tensorboard
+    state = resumed_state(accelerator, output_dir) if resume else new_state()
+    accelerator.init_trackers("tensorboard", config=tracker_config(run))  # -> <output_dir>/tensorboard
     run_start = time.perf_counter()
     wall_before = state["wall_seconds"]  # wall clock of the processes before a resume (None: unknown)
     train_seconds = sum(h.get("train_seconds", 0.0) for h in state["history"])
 
     # ---- epochs ------------------------------------------------------------------------------------------------
     for epoch in range(state["epoch"] + 1, tc.num_epochs + 1):
-        model.train()
         collator.rng = np.random.default_rng([tc.seed, epoch, accelerator.process_index])  # resumable masking
         shuffle_for_epoch(shuffle_generator, tc.seed, epoch)
-        epoch_start = time.perf_counter()
-        loss_sum = torch.zeros((), device=accelerator.device)
-        batches = 0
-        progress = tqdm(train_loader, desc=f"epoch {epoch}", disable=not main, leave=False)
-        for batch in progress:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and tc.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach()
-            batches += 1
-            if accelerator.sync_gradients:
-                state["global_step"] += 1
-                if state["global_step"] % tc.log_every == 0:
-                    accelerator.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]},
-                                    step=state["global_step"])
-                    progress.set_postfix(loss=f"{loss.item():.4f}")
-        epoch_seconds = time.perf_counter() - epoch_start
+        mean_loss, epoch_seconds = train_one_epoch(accelerator, model, train_loader, optimizer, scheduler, tc, state,
+                                                   epoch)  # fmt: skip
         train_seconds += epoch_seconds
-        mean_loss = accelerator.reduce(loss_sum / max(batches, 1), reduction="mean").item()
         record = {"epoch": epoch, "train_loss": mean_loss, "train_seconds": epoch_seconds}
         # Every process must take the same decision, so the slowest process's clock decides.
         out_of_time = bool(tc.max_train_minutes) and (
             accelerator.gather(torch.tensor([train_seconds], device=accelerator.device)).max().item()
             >= 60 * tc.max_train_minutes
         )
-
+        summary = f"epoch {epoch}: loss {mean_loss:.4f}, {epoch_seconds:.1f}s"
         if epoch % ev.eval_every == 0 or epoch == tc.num_epochs or out_of_time:
-            refresh_item_table(accelerator, accelerator.unwrap_model(model))
-            metrics = validator.evaluate(accelerator.unwrap_model(model), accelerator)
-            record["validation"] = metrics
-            accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state["global_step"])
-            score = metrics[ev.metric_for_best_model]
-            if score > state["best_metric"]:
-                state.update(best_metric=score, best_epoch=epoch, bad_epochs=0)
-                if main:  # with the tokenizer, so an interrupted run's best model can still be evaluated / used
-                    with atomic_directory(output_dir / BEST_MODEL) as folder:
-                        accelerator.unwrap_model(model).save_pretrained(folder)
-                        tokenizer.save_pretrained(folder)
-            else:
-                state["bad_epochs"] += 1
-            accelerator.print(
-                f"epoch {epoch}: loss {mean_loss:.4f}, {epoch_seconds:.1f}s, validation "
-                + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "@" in k)
-            )
-        else:
-            accelerator.print(f"epoch {epoch}: loss {mean_loss:.4f}, {epoch_seconds:.1f}s")
+            record["validation"] = validate_and_keep_best(accelerator, model, validator, data.tokenizer, output_dir,
+                                                          ev, state, epoch)  # fmt: skip
+            summary += ", validation " + ", ".join(f"{k} {v:.4f}" for k, v in record["validation"].items() if "@" in k)
+        accelerator.print(summary)
         accelerator.log({"train/epoch_loss": mean_loss, "train/epoch_seconds": epoch_seconds}, step=state["global_step"])
         state["history"].append(record)
         state["epoch"] = epoch
@@ -398,27 +249,182 @@ def train(
             accelerator.print(f"time budget: {train_seconds:.0f} s of training >= training.max_train_minutes={tc.max_train_minutes}")
             break
 
-    # ---- best weights, test, run folder ---------------------------------------------------------------------
+    # ---- best weights, test, run folder ------------------------------------------------------------------------
     accelerator.wait_for_everyone()
+    best = best_model(accelerator, model, output_dir, data)
+    results = evaluate_on_test(run, accelerator, best, data, state)
+    results["training"].update(
+        train_seconds=train_seconds,
+        wall_seconds=None if wall_before is None else wall_before + time.perf_counter() - run_start,
+    )
+    if accelerator.is_main_process:
+        write_run_folder(output_dir, best, data.tokenizer, run, results)
+    accelerator.wait_for_everyone()
+    # Not `end_training()`: it also destroys the process group, and a second run in the same `accelerate launch`
+    # process (studies, notebooks) needs it.
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    accelerator.free_memory()  # forget this run's model, optimiser, loaders and scheduler
+    return results
+
+
+# ---- the steps of `train`, in the order it takes them ---------------------------------------------------------
+
+
+@dataclass
+class RunData:
+    """The splits a run trains, validates and tests on. With `data.cold_item_fraction`, `splits` has the held-out
+    items removed from training and validation, `cold_test` holds the test users whose target is one of them."""
+
+    splits: Any
+    tokenizer: ItemTokenizer
+    test_split: Any
+    fingerprint: str
+    statistics: dict
+    cold_test: Any = None
+    cold_items: list[int] | None = None
+
+
+def load_run_data(run: RunConfig, accelerator: Accelerator) -> RunData:
+    with accelerator.main_process_first():  # the main process builds datasets' Arrow cache, the others read it
+        splits, tokenizer = load_sequential_dataset(run.data.name, run.data.data_dir, **run.data.load_options())
+    data = RunData(splits, tokenizer, splits["test"], dataset_fingerprint(splits, run.data.load_options()),
+                   dataset_statistics(splits))  # fmt: skip
+    if run.data.cold_item_fraction:  # cold start: some items appear in no training or validation sequence
+        data.splits, data.cold_test, data.cold_items = cold_start_split(
+            splits, tokenizer, run.data.cold_item_fraction, seed=run.data.cold_item_seed
+        )
+        accelerator.print(f"cold start: {len(data.cold_items)} items held out of training; {len(data.cold_test)} test "
+                          "users have a cold target")  # fmt: skip
+    return data
+
+
+def prepare_training_inputs(run: RunConfig, model, data: RunData, accelerator: Accelerator):
+    """The training loader and its collator; the model learns which items may be negatives (not the held-out cold
+    items) and, for popularity sampling, how popular each item is."""
+    train_loader, collator, skipped = make_train_loader(run, model, data.tokenizer, data.splits["train"],
+                                                        accelerator.process_index)  # fmt: skip
+    if skipped:
+        accelerator.print(
+            f"{skipped} users have fewer than {collator.min_length(collator.objective)} training items and give no "
+            f"{collator.objective} training signal (they are still evaluated)"
+        )
+    if data.cold_test is not None:  # held-out items are not even negatives while training
+        model.set_training_items(sorted(set(data.tokenizer.item_indices) - set(data.cold_items)))
+    if model.config.negative_sampling == "popularity":
+        model.set_item_popularity(item_counts(data.splits["train"]["item_ids"], data.tokenizer.vocab_size))
+    return train_loader, collator
+
+
+def make_optimizer(model, tc) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices and embeddings only (not on biases and LayerNorm weights)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=tc.learning_rate,
+        betas=(0.9, tc.adam_beta2),
+    )
+
+
+def new_state() -> dict[str, Any]:
+    """The trainer state a checkpoint stores next to `save_state`'s files."""
+    return {"epoch": 0, "global_step": 0, "best_metric": -1.0, "best_epoch": None, "bad_epochs": 0, "history": [],
+            "wall_seconds": 0.0, "resumed_at_epochs": []}  # fmt: skip
+
+
+def resumed_state(accelerator: Accelerator, output_dir: Path) -> dict[str, Any]:
+    """Load the newest intact checkpoint into the prepared objects and return its trainer state."""
+    checkpoint = latest_checkpoint(output_dir)
+    accelerator.load_state(str(checkpoint))
+    state = json.loads((checkpoint / TRAINER_STATE).read_text())
+    state.pop("files", None)
+    accelerator.print(f"resumed from {checkpoint} (epoch {state['epoch']} done)")
+    # The card must say a run was resumed: the configuration given now may differ from the earlier epochs'.
+    state["resumed_at_epochs"] = state.get("resumed_at_epochs", []) + [state["epoch"]]
+    state.setdefault("wall_seconds", None)  # a checkpoint from before this field: earlier wall clock unknown
+    return state
+
+
+def tracker_config(run: RunConfig) -> dict[str, Any]:
+    """The run config flattened for TensorBoard's hparams (`section.key` -> scalar or string)."""
+    return {f"{section}.{k}": (v if isinstance(v, (int, float, str, bool)) else str(v))
+            for section, values in run.to_dict().items() for k, v in values.items()}  # fmt: skip
+
+
+def train_one_epoch(accelerator, model, loader, optimizer, scheduler, tc, state, epoch) -> tuple[float, float]:
+    """One pass over the training loader; returns (mean loss over the processes, seconds)."""
+    model.train()
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=accelerator.device)
+    batches = 0
+    progress = tqdm(loader, desc=f"epoch {epoch}", disable=not accelerator.is_main_process, leave=False)
+    for batch in progress:
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and tc.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach()
+        batches += 1
+        if accelerator.sync_gradients:
+            state["global_step"] += 1
+            if state["global_step"] % tc.log_every == 0:
+                accelerator.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]},
+                                step=state["global_step"])  # fmt: skip
+                progress.set_postfix(loss=f"{loss.item():.4f}")
+    seconds = time.perf_counter() - start
+    return accelerator.reduce(loss_sum / max(batches, 1), reduction="mean").item(), seconds
+
+
+def validate_and_keep_best(accelerator, model, validator, tokenizer, output_dir, ev, state, epoch) -> dict:
+    """Validation metrics of this epoch; a new best is written to `best_model/` (atomically, with the tokenizer, so
+    an interrupted run's best model can still be evaluated and used)."""
+    unwrapped = accelerator.unwrap_model(model)
+    refresh_item_table(accelerator, unwrapped)
+    metrics = validator.evaluate(unwrapped, accelerator)
+    accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state["global_step"])
+    score = metrics[ev.metric_for_best_model]
+    if score > state["best_metric"]:  # (NaN never is: a run whose metric is NaN keeps no best model)
+        state.update(best_metric=score, best_epoch=epoch, bad_epochs=0)
+        if accelerator.is_main_process:
+            with atomic_directory(output_dir / BEST_MODEL) as folder:
+                unwrapped.save_pretrained(folder)
+                tokenizer.save_pretrained(folder)
+    else:
+        state["bad_epochs"] += 1
+    return metrics
+
+
+def best_model(accelerator: Accelerator, model, output_dir: Path, data: RunData):
+    """The best validation epoch's weights (the last weights when no epoch was validated better); held-out cold
+    items get the vector a new item would get (text models)."""
     best = accelerator.unwrap_model(model)
     if (output_dir / BEST_MODEL).is_dir():
         best = AutoModelForSequentialRecommendation.from_pretrained(output_dir / BEST_MODEL).to(accelerator.device)
-    if cold_test is not None:  # held-out items get the vector a new item would get (text models)
-        best.map_items_from_text(cold_items)
-    # One pass over the test users gives the metrics, the per-segment metrics (history length, target popularity,
-    # cold/warm) and the beyond-accuracy metrics of the top-K lists.
+    if data.cold_items is not None:
+        best.map_items_from_text(data.cold_items)
+    return best
+
+
+def evaluate_on_test(run: RunConfig, accelerator: Accelerator, best, data: RunData, state: dict) -> dict[str, Any]:
+    """Test metrics (one pass gives the overall, per-segment and beyond-accuracy metrics), cold-target metrics, and
+    everything `metrics.json` and the model card say about the run (the caller adds the time spent)."""
+    ev = run.evaluation
     test_segments = evaluate_segments(
-        best, test_split, splits["train"], evaluator=make_evaluator(run, test_split, seed_offset=1),
+        best, data.test_split, data.splits["train"], evaluator=make_evaluator(run, data.test_split, seed_offset=1),
         accelerator=accelerator,
     )
     test_metrics = test_segments.pop("overall")
     cold_metrics = None
-    if cold_test is not None and len(cold_test):
-        cold_metrics = make_evaluator(run, cold_test, seed_offset=2).evaluate(best, accelerator)
+    if data.cold_test is not None and len(data.cold_test):
+        cold_metrics = make_evaluator(run, data.cold_test, seed_offset=2).evaluate(best, accelerator)
         accelerator.print("test, cold targets: " + ", ".join(f"{k} {v:.4f}" for k, v in cold_metrics.items() if "@" in k))
     accelerator.print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items() if "@" in k))
     accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=state["global_step"])
-
     results = {
         "model_family": run.family,
         "test": test_metrics,
@@ -429,12 +435,12 @@ def train(
         "dataset": {
             "name": run.data.name,
             "options": run.data.load_options(),
-            "fingerprint": fingerprint,
-            "statistics": statistics,
+            "fingerprint": data.fingerprint,
+            "statistics": data.statistics,
         },
         "training": {
-            "train_seconds": train_seconds,
-            "wall_seconds": None if wall_before is None else wall_before + time.perf_counter() - run_start,
+            "train_seconds": None,
+            "wall_seconds": None,
             "epochs_run": state["epoch"],
             "resumed_at_epochs": state["resumed_at_epochs"],
             "num_processes": accelerator.num_processes,
@@ -442,19 +448,11 @@ def train(
             "mixed_precision": accelerator.mixed_precision,
         },
         "num_parameters": sum(p.numel() for p in best.parameters()),
+        "test_segments": test_segments,
     }
-    results["test_segments"] = test_segments
-    if cold_test is not None:
+    if data.cold_test is not None:
         results["test_cold"] = cold_metrics
         results["dataset"]["cold_items"] = {"fraction": run.data.cold_item_fraction, "seed": run.data.cold_item_seed}
-    if main:
-        write_run_folder(output_dir, best, tokenizer, run, results)
-    accelerator.wait_for_everyone()
-    # Not `end_training()`: it also destroys the process group, and a second run in the same `accelerate launch`
-    # process (studies, notebooks) needs it.
-    for tracker in accelerator.trackers:
-        tracker.finish()
-    accelerator.free_memory()  # forget this run's model, optimiser, loaders and scheduler
     return results
 
 
@@ -464,27 +462,6 @@ def refresh_item_table(accelerator: Accelerator, model) -> None:
     if hasattr(model, "refresh_item_cache"):
         model.eval()
         model.refresh_item_cache(accelerator.process_index, accelerator.num_processes, accelerator.gather)
-
-
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, keep: int) -> None:
-    """`save_state` for this epoch into a temporary folder, the trainer state with every file's sha256 (checked on
-    `--resume`), then one rename makes the checkpoint appear complete; older ones beyond `keep` are pruned."""
-    final = output_dir / CHECKPOINTS / f"epoch_{state['epoch']:04d}"
-    partial = final.with_name(final.name + ".partial")
-    if accelerator.is_main_process and partial.exists():
-        shutil.rmtree(partial)  # left by a process killed while saving
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    if accelerator.is_main_process:
-        files = {str(p.relative_to(partial)): file_digest(p) for p in sorted(partial.rglob("*")) if p.is_file()}
-        atomic_write_text(partial / TRAINER_STATE, json.dumps({**state, "files": files}, indent=1))
-        if final.exists():  # the same epoch saved again (a resume from an earlier checkpoint)
-            shutil.rmtree(final)
-        os.replace(partial, final)
-        complete = sorted(folder for folder in final.parent.glob("epoch_[0-9]*[0-9]"))
-        for old in complete[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
 
 
 def protocol_description(run: RunConfig) -> dict[str, Any]:
@@ -502,17 +479,3 @@ def describe_device(accelerator: Accelerator) -> str:
     if accelerator.device.type == "cuda":
         return f"{accelerator.num_processes} x {torch.cuda.get_device_name(accelerator.device)}"
     return f"{accelerator.num_processes} x CPU process ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def write_run_folder(output_dir: Path, model, tokenizer: ItemTokenizer, run: RunConfig, results: dict) -> None:
-    """config.json + model.safetensors (+ modeling files), item_tokenizer.json, training_config.yaml, metrics.json,
-    training_curves.png and README.md (model card)."""
-    from ..hub.cards import render_model_card
-    from .plots import plot_training_curves
-
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    run.save(output_dir / "training_config.yaml")
-    atomic_write_text(output_dir / "metrics.json", json.dumps(results, indent=1))
-    plot_training_curves(results["history"], output_dir / "training_curves.png", run.evaluation.metric_for_best_model)
-    atomic_write_text(output_dir / "README.md", render_model_card(results, run.to_dict()))
