@@ -5,7 +5,6 @@
     hf-rec recommend --model user/sasrec-ml100k --history 50,172,133 --k 5
     hf-rec push runs/sasrec-ml100k user/sasrec-ml100k
     hf-rec card runs/sasrec-ml100k --repo-id user/sasrec-ml100k --output README.md
-    hf-rec hub-server --root /tmp/hub --port 8080
     hf-rec study configs/studies/loss.yaml --data-dir ../shared/data/ml-100k --seeds 0,1,2
 
 Heavy imports (torch, transformers) happen inside the commands, so `hf-rec --help` is fast.
@@ -103,14 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--dry-run", action="store_true", help="check every run config and print the plan; train nothing")
     study.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from finished runs")
     study.add_argument("overrides", nargs="*", help="extra section.key=value overrides for every run")
-
-    server = commands.add_parser("hub-server", help="run the loopback Hub server (private Hub for tests/demos)",
-                                 description="Run hf_rec's loopback Hugging Face Hub look-alike (fake auth, no LFS). "
-                                             "Point clients at it with HF_ENDPOINT=http://HOST:PORT.")  # fmt: skip
-    server.add_argument("--root", required=True, help="directory where repos and blobs are stored")
-    server.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    server.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 = any free port)")
-    server.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
 
@@ -208,13 +199,6 @@ def _card(args) -> int:
     return 0
 
 
-def _hub_server(args) -> int:
-    from .hub.server import main as server_main
-
-    argv = ["--root", args.root, "--host", args.host, "--port", str(args.port)]
-    return server_main(argv + (["--verbose"] if args.verbose else []))
-
-
 def _study(args) -> int:
     from .study import run_from_args
 
@@ -224,7 +208,7 @@ def _study(args) -> int:
         raise SystemExit(f"hf-rec study: {err}") from None
 
 
-COMMANDS = {"study": _study, "evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card, "hub-server": _hub_server}
+COMMANDS = {"study": _study, "evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card}
 
 
 def _int_list(text: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""Pytest fixtures and helpers to test Hub round trips against the loopback Hub (``hf_rec.hub.LoopbackHub``).
+"""Pytest fixtures and helpers to test Hub round trips against the loopback Hub (``tests/loopback_hub.py``).
 
 Wire it with ``pytest_plugins = ["tests.hub_fixtures"]`` (or ``from tests.hub_fixtures import *``) in a conftest.
 
@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hf_rec.hub import FAKE_USER, LoopbackHub
+from loopback_hub import FAKE_USER, LoopbackHub
 
 __all__ = [
     "FAKE_TOKEN",

@@ -20,7 +20,8 @@ import yaml
 import hf_rec.training
 from hf_rec.cli import main as cli_main
 from hf_rec.data import ItemTokenizer, load_sequential_dataset
-from hf_rec.hub import FAKE_USER, LoopbackHub, load_recommender
+from hf_rec.hub import load_recommender
+from loopback_hub import FAKE_USER, LoopbackHub
 from hf_rec.training import load_run_config
 from hf_rec.training import main as train_main
 from hub_fixtures import FAKE_TOKEN, hub_client_env
@@ -359,7 +360,7 @@ def test_loopback_hub_refuses_oids_that_are_not_sha256(tmp_path, oid):
 
 
 def test_loopback_hub_store_keeps_every_path_inside_its_root(tmp_path):
-    from hf_rec.hub import HubError
+    from loopback_hub import HubError
 
     with LoopbackHub(tmp_path / "hub") as hub:
         store = hub.store

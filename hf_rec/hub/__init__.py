@@ -1,18 +1,11 @@
-"""Hugging Face Hub helpers for hf_rec: push a run folder, load it back, render model cards, and a loopback Hub
-server for tests and private demos.
-
-Everything is imported lazily so that ``python -m hf_rec.hub.server`` runs without runpy's "found in sys.modules"
-warning and without importing torch.
-"""
+"""Hugging Face Hub helpers for hf_rec: push a run folder (or export it as the Hub repo would hold it), load it
+back, render model cards. Imported lazily, so `hf-rec --help` does not import torch."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "FAKE_USER": "server",
-    "HubError": "server",
-    "LoopbackHub": "server",
     "push_to_hub": "push",
     "export_run_folder": "push",
     "load_recommender": "push",
@@ -34,7 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
         run_folder_files,
         validate_run_folder,
     )
-    from .server import FAKE_USER, HubError, LoopbackHub
 
 
 def __getattr__(name: str) -> Any:

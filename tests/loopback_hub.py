@@ -1,12 +1,10 @@
-"""A small, dependency-free Hugging Face Hub server that runs on loopback.
+"""Test scaffolding, not part of hf_rec: a small, dependency-free Hugging Face Hub server on loopback, the offline
+stand-in for the Hub in the test suite. Users point `HF_ENDPOINT` at a real Hub or their organisation's.
 
 It implements the slice of the Hub HTTP API that ``huggingface_hub`` (2.x) and ``transformers`` call to create repos,
 commit files, resolve revisions and download files -- enough for ``push_to_hub`` / ``from_pretrained`` /
 ``hf_hub_download`` / ``snapshot_download`` round trips without any network access. It is used by the test-suite
-(see ``tests/hub_fixtures.py``) and can be run by hand as a private Hub::
-
-    python -m hf_rec.hub.server --root /tmp/my-hub --port 8080
-    HF_ENDPOINT=http://127.0.0.1:8080 HF_TOKEN=anything python my_script.py
+(see ``tests/hub_fixtures.py``).
 
 Design
 ------
@@ -27,7 +25,6 @@ Design
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
@@ -44,9 +41,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..atomic import atomic_write_bytes
+from hf_rec.atomic import atomic_write_bytes
 
-__all__ = ["LoopbackHub", "HubError", "FAKE_USER", "main"]
+__all__ = ["LoopbackHub", "HubError", "FAKE_USER"]
 
 FAKE_USER = "hf-rec-tester"
 DEFAULT_BRANCH = "main"
@@ -986,32 +983,3 @@ class LoopbackHub:
                 headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(len(body))
         req.handler._send(status, body, headers)
-
-
-# ====================================================================================== CLI
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hf_rec.hub.server",
-        description="Run a private, loopback-only Hugging Face Hub look-alike (no LFS/Xet; fake auth).",
-    )
-    parser.add_argument("--root", required=True, help="directory where repos, commits and blobs are stored")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (0 = any free port)")
-    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    args = parser.parse_args(argv)
-    hub = LoopbackHub(args.root, host=args.host, port=args.port, verbose=args.verbose)
-    hub.start()
-    print(f"Loopback Hub serving {Path(args.root).resolve()} at {hub.endpoint}", flush=True)
-    print(f"  export HF_ENDPOINT={hub.endpoint} HF_TOKEN=any-token HF_HUB_OFFLINE=0", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        hub.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
