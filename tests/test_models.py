@@ -19,6 +19,8 @@ from hf_rec import (
     BERT4RecForSequentialRecommendation,
     GRU4RecConfig,
     GRU4RecForSequentialRecommendation,
+    HSTUConfig,
+    HSTUForSequentialRecommendation,
     NARMConfig,
     NARMForSequentialRecommendation,
     SASRecConfig,
@@ -45,6 +47,14 @@ CASES = {
         {**COMMON, "num_hidden_layers": 2, "gru_hidden_size": 24, "embedding_dropout": 0.1, "hidden_dropout_prob": 0.1},
     ),
     "narm": (NARMConfig, NARMForSequentialRecommendation, {**COMMON, "num_hidden_layers": 2, "gru_hidden_size": 24}),
+    # HSTU scores by cosine / 0.05 by default; here by dot product like the others (test_save_and_load checks the
+    # tied table itself). The default is covered by test_score_temperature_* and tests/test_hstu.py.
+    "hstu": (
+        HSTUConfig,
+        HSTUForSequentialRecommendation,
+        {**COMMON, "num_hidden_layers": 2, "num_attention_heads": 2, "hidden_dropout_prob": 0.1,
+         "linear_dropout_prob": 0.1, "score_temperature": None},  # fmt: skip
+    ),
 }
 FAMILIES = list(CASES)
 CAUSAL_FAMILIES = [f for f in FAMILIES if f != "bert4rec"]

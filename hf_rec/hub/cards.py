@@ -17,6 +17,7 @@ FAMILY_INFO = {
     "bert4rec": ("BERT4Rec", "Fei Sun et al. BERT4Rec: Sequential Recommendation with Bidirectional Encoder Representations from Transformer. CIKM 2019. arXiv:1904.06690"),
     "gru4rec": ("GRU4Rec", "Balázs Hidasi et al. Session-based Recommendations with Recurrent Neural Networks. ICLR 2016. arXiv:1511.06939"),
     "narm": ("NARM", "Jing Li et al. Neural Attentive Session-based Recommendation. CIKM 2017. arXiv:1711.04725"),
+    "hstu": ("HSTU", "Jiaqi Zhai et al. Actions Speak Louder than Words: Trillion-Parameter Sequential Transducers for Generative Recommendations. ICML 2024. arXiv:2402.17152"),
     "llmrec": ("LLMRec (LLM-initialised, text-aware)", "Yupeng Hou et al. Towards Universal Sequence Representation Learning for Recommender Systems (UniSRec). KDD 2022; Edward J. Hu et al. LoRA. ICLR 2022"),
 }
 

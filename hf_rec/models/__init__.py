@@ -4,12 +4,14 @@ from .auto import FAMILIES, AutoModelForSequentialRecommendation, register_famil
 from .configuration_bert4rec import BERT4RecConfig
 from .configuration_common import SequentialRecommenderConfig, TransformerRecommenderConfig
 from .configuration_gru4rec import GRU4RecConfig
+from .configuration_hstu import HSTUConfig
 from .configuration_llmrec import LLMRecConfig
 from .configuration_narm import NARMConfig
 from .configuration_sasrec import SASRecConfig
 from .modeling_bert4rec import BERT4RecForSequentialRecommendation, BERT4RecModel, BERT4RecPreTrainedModel
 from .modeling_common import SequentialRecommenderOutput
 from .modeling_gru4rec import GRU4RecForSequentialRecommendation, GRU4RecModel, GRU4RecPreTrainedModel
+from .modeling_hstu import HSTUForSequentialRecommendation, HSTUModel, HSTUPreTrainedModel
 from .modeling_llmrec import LLMRecForSequentialRecommendation, LLMRecModel, LLMRecPreTrainedModel
 from .modeling_narm import NARMForSequentialRecommendation, NARMModel, NARMPreTrainedModel
 from .modeling_sasrec import SASRecForSequentialRecommendation, SASRecModel, SASRecPreTrainedModel
@@ -19,6 +21,7 @@ register_family(BERT4RecConfig, BERT4RecModel, BERT4RecForSequentialRecommendati
 register_family(GRU4RecConfig, GRU4RecModel, GRU4RecForSequentialRecommendation)
 register_family(NARMConfig, NARMModel, NARMForSequentialRecommendation)
 register_family(LLMRecConfig, LLMRecModel, LLMRecForSequentialRecommendation)
+register_family(HSTUConfig, HSTUModel, HSTUForSequentialRecommendation)
 
 __all__ = [
     "FAMILIES",
@@ -46,4 +49,8 @@ __all__ = [
     "LLMRecModel",
     "LLMRecPreTrainedModel",
     "LLMRecForSequentialRecommendation",
+    "HSTUConfig",
+    "HSTUModel",
+    "HSTUPreTrainedModel",
+    "HSTUForSequentialRecommendation",
 ]
