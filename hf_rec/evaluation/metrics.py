@@ -32,7 +32,6 @@ Metric definitions for a cut-off ``K`` (averaged over users; one relevant item p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -457,9 +456,3 @@ def topk_by_embeddings(
     specials = [] if special_ids is None else [int(s) for s in special_ids]
     return topk_items(u, v, k, exclude=exclude, special_ids=sorted({0, *specials}),
                       item_chunk_size=item_chunk_size, user_chunk_size=user_chunk_size)
-
-
-def dcg_weight(rank: int) -> float:
-    """``1 / log2(rank + 2)``: the NDCG gain of a hit at 0-based ``rank`` (handy in tests)."""
-    return 1.0 / math.log2(rank + 2)
-

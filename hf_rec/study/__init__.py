@@ -12,20 +12,11 @@ __all__ = [
     "collect_runs",
     "is_complete",
     "load_study",
-    "main",
     "run_folder",
     "run_row",
     "run_study",
     "write_report",
 ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`hf-rec study`: parse arguments and call :func:`run_study` (see `hf_rec.cli`)."""
-    from ..cli import build_parser
-
-    args = build_parser().parse_args(["study", *(argv or [])])
-    return run_from_args(args)
 
 
 def run_from_args(args) -> int:
