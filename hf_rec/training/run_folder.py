@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -94,6 +95,18 @@ def latest_checkpoint(output_dir: Path, report=None) -> Path | None:
     if problems:
         raise ValueError(f"--resume: no intact checkpoint in {folder}: {'; '.join(problems)}")
     return None
+
+
+class _TiedWeightsNote(logging.Filter):
+    """accelerate's `save_state` drops tensors that share storage before writing safetensors and warns at every
+    epoch. hf_rec's only shared tensors are tied output heads (`item_head.weight` is the item embedding), which
+    loading ties again, so the note is dropped (the exact resume tests would catch a weight that did not load)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Removed shared tensor" not in record.getMessage()
+
+
+logging.getLogger("accelerate.utils.other").addFilter(_TiedWeightsNote())
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, keep: int) -> None:
