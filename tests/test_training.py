@@ -131,10 +131,21 @@ def test_run_folder_is_complete_and_reloads_to_identical_scores(finished_run):
     assert "full ranking" in card and "ndcg@10" in card.lower()
 
 
-def test_trained_model_beats_untrained_and_popularity_floor(finished_run, ml100k_dir):
-    _, results = finished_run
-    # Random scoring of ~1,680 items gives NDCG@10 ~0.003; two short epochs of SASRec must be far above.
-    assert results["test"]["ndcg@10"] > 0.01
+def test_a_short_training_beats_popularity_on_real_data(ml100k_dir, tmp_path):
+    """A few hundred optimiser steps of a small SASRec rank the test item better than the most-popular baseline
+    measured here on the same split (NDCG@10 0.0432 on ML-100K; random scoring gives ~0.003)."""
+    from hf_rec.data import load_sequential_dataset
+    from hf_rec.evaluation import Evaluator
+    from hf_rec.models.popularity import PopularityRecommender
+
+    splits, tokenizer = load_sequential_dataset("ml-100k", ml100k_dir)
+    popularity = PopularityRecommender().fit(splits["train"], vocab_size=tokenizer.vocab_size,
+                                             special_ids=tokenizer.special_ids)  # fmt: skip
+    baseline = Evaluator(splits["test"], ks=(10,), show_progress=False).evaluate(popularity)["ndcg@10"]
+    assert baseline == pytest.approx(0.0432, abs=5e-4)
+    results = train(tiny_run(ml100k_dir, training__num_epochs=6, training__batch_size=32,
+                             evaluation__early_stopping_patience=None), tmp_path / "run")  # fmt: skip
+    assert results["test"]["ndcg@10"] > 1.2 * baseline, (results["test"]["ndcg@10"], baseline)
 
 
 # ---- resume after a kill ---------------------------------------------------------------------------------------
