@@ -64,7 +64,7 @@ def test_every_shipped_config_parses():
     assert configs, "no configs shipped"
     for path in configs:
         run = load_run_config(path)
-        assert run.family in ("sasrec", "bert4rec", "gru4rec", "narm", "llmrec")
+        assert run.family in ("sasrec", "bert4rec", "gru4rec", "narm", "llmrec", "hstu")
 
 
 def test_mixed_precision_no_from_the_command_line_means_off():

@@ -375,9 +375,24 @@ def _numeric_column(path: Path, df: pd.DataFrame, lines, name: str, allow_dateti
     return num.to_numpy(dtype=np.float64)
 
 
-def read_interaction_table(path: Path) -> dict[str, np.ndarray | None]:
+def _unix_seconds(path: Path, df: pd.DataFrame, lines, name: str, values: np.ndarray) -> np.ndarray:
+    """The checked ``values`` of column ``name`` as int64 unix seconds: numbers are taken as seconds (floored), ISO
+    dates already are, datetime columns (Parquet) hold nanoseconds."""
+    col = df[name]
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return np.asarray(col.astype("int64"), dtype=np.int64) // 10**9
+    bad = np.abs(values) >= 2.0**62  # would not fit int64
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{_where(path, lines, row)}: {name} must be unix seconds, got {_shown(col.iloc[row])!r}")
+    return np.floor(values).astype(np.int64)
+
+
+def read_interaction_table(path: Path, *, timestamp_seconds: bool = False) -> dict[str, np.ndarray | None]:
     """Generic CSV / TSV / JSONL / Parquet with ``user_id``, ``item_id`` and optional
-    ``timestamp`` and ``rating``. Returns numpy arrays (ids as str objects, numbers as float64)."""
+    ``timestamp`` and ``rating``. Returns numpy arrays (ids as str objects, numbers as float64);
+    with ``timestamp_seconds`` also ``timestamp_seconds``, the timestamps as int64 unix seconds
+    (None without a ``timestamp`` column)."""
     df, lines, _ = _read_any(path, ["user_id", "item_id"])
     out: dict[str, np.ndarray | None] = {
         "user": _id_column(path, df, lines, "user_id"),
@@ -387,6 +402,10 @@ def read_interaction_table(path: Path) -> dict[str, np.ndarray | None]:
     }
     if "timestamp" in df.columns:
         out["timestamp"] = _numeric_column(path, df, lines, "timestamp", allow_datetime=True)
+    if timestamp_seconds:
+        out["timestamp_seconds"] = None
+        if out["timestamp"] is not None:
+            out["timestamp_seconds"] = _unix_seconds(path, df, lines, "timestamp", out["timestamp"])
     if "rating" in df.columns:
         out["rating"] = _numeric_column(path, df, lines, "rating", allow_datetime=False)
     return out

@@ -2,6 +2,7 @@
 
 Both read rows with an `item_ids` list, keep the most recent items, LEFT-pad (the newest item is always at
 position -1, see docs/architecture.md) and return `input_ids`, `attention_mask`, `labels` (-100 = no loss).
+Rows that also carry `timestamps` (unix seconds aligned with `item_ids`) add a `timestamps` batch, padded with 0.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class SequentialCollator:
         seed (`int`, *optional*): Seeds the cloze masking for reproducible batches. Inside DataLoader worker
             processes each worker splits its own stream (by worker id) off the generator it was copied with:
             otherwise every worker would draw the same masks.
+
+    When the rows carry `timestamps`, the batch has them too, left-padded with 0: `[B, L + 1]` for `"causal"` (the
+    times of the whole window: column `j < L` is the time of `input_ids[:, j]`, column `L` that of the last label,
+    i.e. of the item the last position predicts), `[B, L]` aligned with `input_ids` for `"cloze"`.
     """
 
     def __init__(
@@ -89,14 +94,20 @@ class SequentialCollator:
 
     def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
         sequences = [np.asarray(row["item_ids"], dtype=np.int64) for row in rows]
+        times = None
+        if rows and "timestamps" in rows[0]:
+            times = [np.asarray(row["timestamps"], dtype=np.int64) for row in rows]
+            if any(len(t) != len(s) for t, s in zip(times, sequences)):
+                raise ValueError("each row's timestamps must be as long as its item_ids")
+        width = self.max_length + 1 if self.objective == "causal" else self.max_length
         if self.objective == "causal":
-            windows = [s[-(self.max_length + 1) :] for s in sequences]
+            windows = [s[-width:] for s in sequences]
             if any(len(w) < 2 for w in windows):
                 raise ValueError("causal training rows need at least 2 items; filter shorter rows first")
             input_ids = left_pad([w[:-1] for w in windows], self.pad_token_id)
             labels = left_pad([w[1:] for w in windows], fill=-100)
         else:
-            windows = [s[-self.max_length :] for s in sequences]
+            windows = [s[-width:] for s in sequences]
             if any(len(w) < 1 for w in windows):
                 raise ValueError("cloze training rows need at least 1 item; filter empty rows first")
             masked, label_rows = [], []
@@ -117,4 +128,8 @@ class SequentialCollator:
             input_ids = left_pad(masked, self.pad_token_id)
             labels = left_pad(label_rows, fill=-100)
         attention_mask = (input_ids != self.pad_token_id).long()  # the mask token is not padding
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if times is not None:
+            # The items' window: for causal, the inputs' times and the last label's (what the last position predicts).
+            batch["timestamps"] = left_pad([t[-width:] for t in times], fill=0)
+        return batch

@@ -11,6 +11,10 @@ in ``tokenizer.metadata["report"]``):
    stable), ``max_history`` (keep each user's most recent N);
 4. users with fewer than 3 interactions cannot be split: they are excluded (warning + report);
 5. item indices 1..n in order of first appearance of the remaining rows; leave-one-out splits.
+
+With ``timestamps=True`` the splits also carry each interaction's unix time (``timestamps``, aligned with
+``item_ids``; ``target_timestamp`` in validation / test), for models with a time bias. Data without a real
+timestamp for every interaction is refused (a built-in dataset before any file is read): no made-up times.
 """
 
 from __future__ import annotations
@@ -47,12 +51,14 @@ ML_100K_GENRES = [
 @dataclass
 class Interactions:
     """Raw interactions in file order. ``order`` (timestamp or position) sorts each user's items
-    stably; without it, file order is the order."""
+    stably; without it, file order is the order. ``timestamps``: int64 unix seconds of each row,
+    None when the files have none (an order column is not a time)."""
 
     user: np.ndarray
     item: np.ndarray
     order: np.ndarray | None = None
     rating: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
     texts: dict[str, str] | None = None
     order_kind: str = "file order"
     files: list[Path] = field(default_factory=list)
@@ -86,7 +92,8 @@ def _read_ml1m(directory: Path, item_text: bool) -> Interactions:
         df = R.read_int_table(path, ["user_id", "movie_id", "rating", "timestamp"], "::", encoding="latin-1")
         inter = Interactions(
             user=df["user_id"].to_numpy(), item=df["movie_id"].to_numpy(), order=df["timestamp"].to_numpy(),
-            rating=df["rating"].to_numpy(), order_kind="timestamp (stable: ties keep file order)", files=[path],
+            rating=df["rating"].to_numpy(), timestamps=df["timestamp"].to_numpy(np.int64),
+            order_kind="timestamp (stable: ties keep file order)", files=[path],
         )  # fmt: skip
     else:
         path = directory / "ratings_seq.tsv.gz"
@@ -119,7 +126,8 @@ def _read_ml100k(directory: Path, item_text: bool) -> Interactions:
     df = R.read_int_table(path, ["user_id", "item_id", "rating", "timestamp"], "\t")
     inter = Interactions(
         user=df["user_id"].to_numpy(), item=df["item_id"].to_numpy(), order=df["timestamp"].to_numpy(),
-        rating=df["rating"].to_numpy(), order_kind="timestamp (stable: ties keep file order)", files=[path],
+        rating=df["rating"].to_numpy(), timestamps=df["timestamp"].to_numpy(np.int64),
+        order_kind="timestamp (stable: ties keep file order)", files=[path],
     )  # fmt: skip
     if item_text:
         genres = list(ML_100K_GENRES)
@@ -254,28 +262,40 @@ def _read_beauty(directory: Path, item_text: bool) -> Interactions:
     return Interactions(user=user_col, item=item_col, order_kind="line order", files=files)
 
 
+def _ml1m_missing_timestamps(directory: Path) -> str | None:
+    if (directory / "ratings.dat").is_file():
+        return None
+    return (
+        "its timestamps are in ratings.dat, which this folder lacks (ratings_seq.tsv.gz gives the order only; "
+        "ratings_users0001-2999.dat.gz has times for users 1-2,999 only)"
+    )
+
+
 @dataclass(frozen=True)
 class BuiltinDataset:
     name: str
     reader: Callable[[Path, bool], Interactions]
     description: str
     downloadable: bool
+    #: why the files in a folder do not give every interaction a timestamp (None: they do); checked before reading
+    missing_timestamps: Callable[[Path], str | None] = lambda directory: None
 
 
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "ml-1m": BuiltinDataset(
         "ml-1m", _read_ml1m,
         "MovieLens 1M: ratings.dat (UserID::MovieID::Rating::Timestamp) or ratings_seq.tsv.gz (seq_pos order) + movies.dat",
-        True,
+        True, _ml1m_missing_timestamps,
     ),
     "ml-100k": BuiltinDataset("ml-100k", _read_ml100k, "MovieLens 100K: u.data + u.item (+ u.genre)", True),
     "amazon-scientific": BuiltinDataset(
         "amazon-scientific", _read_scientific,
         "Amazon 2018 Industrial & Scientific (UniSRec): Scientific.full_seq.txt, .item2index, .user2index, .text",
-        False,
+        False, lambda directory: "its files give the order of each user's items but no timestamps",
     ),
     "amazon-beauty": BuiltinDataset(
-        "amazon-beauty", _read_beauty, "Amazon 2014 Beauty 5-core (S3-Rec Beauty.txt, optional user_sequence.txt for ASINs)", False
+        "amazon-beauty", _read_beauty, "Amazon 2014 Beauty 5-core (S3-Rec Beauty.txt, optional user_sequence.txt for ASINs)",
+        False, lambda directory: "its files give the order of each user's items but no timestamps",
     ),
 }  # fmt: skip
 
@@ -314,9 +334,11 @@ def process_interactions(
     user_k_core: int | None = None,
     item_k_core: int | None = None,
     max_history: int | None = None,
+    return_timestamps: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Order + filter. Returns (user raw ids per kept user, lengths, item codes (0-based, first-seen
-    order), item raw ids per code, report)."""
+    order), item raw ids per code, report); with ``return_timestamps``, also the kept rows'
+    ``inter.timestamps`` aligned with the item codes."""
     n = len(inter.user)
     if len(inter.item) != n:
         raise ValueError("user and item columns differ in length")
@@ -401,13 +423,21 @@ def process_interactions(
     report["items"] = int(len(item_ids))
     report["interactions"] = int(len(final_u))
     report["dropped_interactions_total"] = int(n - len(final_u))
+    if return_timestamps:
+        if inter.timestamps is None:
+            raise ValueError(f"dataset {name!r} has no timestamps (return_timestamps needs one for every interaction)")
+        times = np.asarray(inter.timestamps, dtype=np.int64)[perm][keep]
+        return user_ids, lengths, codes.astype(np.int64), item_ids, report, times
     return user_ids, lengths, codes.astype(np.int64), item_ids, report
 
 
-def _read_generic(path: Path, item_text_path: str | os.PathLike | None) -> Interactions:
-    cols = R.read_interaction_table(path)
+def _read_generic(path: Path, item_text_path: str | os.PathLike | None, timestamps: bool = False) -> Interactions:
+    cols = R.read_interaction_table(path, timestamp_seconds=timestamps)
+    if timestamps and cols["timestamp"] is None:
+        raise ValueError(f"{path}: timestamps=True needs a 'timestamp' column, and the file has none")
     inter = Interactions(
         user=cols["user"], item=cols["item"], order=cols["timestamp"], rating=cols["rating"],
+        timestamps=cols.get("timestamp_seconds"),
         order_kind="timestamp (stable: ties keep file order)" if cols["timestamp"] is not None else "file order",
         files=[path],
     )  # fmt: skip
@@ -428,6 +458,7 @@ def load_sequential_dataset(
     max_history: int | None = None,
     item_text: bool = True,
     item_text_path: str | os.PathLike | None = None,
+    timestamps: bool = False,
 ) -> tuple[DatasetDict, ItemTokenizer]:
     """Load a built-in dataset (``BUILTIN_DATASETS``) or an interaction file and return
     leave-one-out splits (``train`` / ``validation`` / ``test``) and the item tokenizer.
@@ -438,6 +469,12 @@ def load_sequential_dataset(
     Any other ``name_or_path`` is a CSV / TSV / JSONL / Parquet file with ``user_id``, ``item_id``
     and optional ``timestamp`` / ``rating`` columns; ``item_text_path`` optionally points to a
     CSV / TSV / JSONL file with ``item_id`` and ``text``.
+
+    ``timestamps=True`` adds ``timestamps`` (int64 unix seconds, aligned with ``item_ids``) to every
+    split and ``target_timestamp`` to validation / test; the items are ordered as without it. Data
+    without a timestamp for every interaction (ML-1M's ``ratings_seq.tsv.gz``, the Amazon sets, a
+    file without a ``timestamp`` column) raises ValueError. A file's numeric timestamps are taken as
+    unix seconds. Off, the splits and the fingerprint are those of earlier versions.
 
     Bad input raises ValueError naming the file, the 1-based line and the bad value.
     """
@@ -451,11 +488,16 @@ def load_sequential_dataset(
         isinstance(min_rating, bool) or not isinstance(min_rating, (int, float, np.number)) or not np.isfinite(min_rating)
     ):  # nan would silently drop nothing
         raise ValueError(f"min_rating must be a finite number, got {min_rating!r}")
+    if not isinstance(timestamps, bool):
+        raise ValueError(f"timestamps must be True or False, got {timestamps!r}")
     key = str(name_or_path)
     if key in BUILTIN_DATASETS:
         if item_text_path is not None:
             raise ValueError("item_text_path is only for interaction files, not built-in datasets")
         directory = _resolve_builtin_dir(key, data_dir)
+        missing = BUILTIN_DATASETS[key].missing_timestamps(directory) if timestamps else None
+        if missing:  # a time bias fed made-up times would be silently wrong: refuse before reading anything
+            raise ValueError(f"dataset {key!r} ({directory}) cannot give timestamps=True: {missing}")
         inter = BUILTIN_DATASETS[key].reader(directory, item_text)
         name, source = key, str(directory)
     else:
@@ -473,7 +515,7 @@ def load_sequential_dataset(
                 f"{what}; built-in datasets: {', '.join(BUILTIN_DATASETS)} "
                 "(or pass a CSV / TSV / JSONL / Parquet file with user_id, item_id[, timestamp, rating])"
             )
-        inter = _read_generic(path, item_text_path if item_text else None)
+        inter = _read_generic(path, item_text_path if item_text else None, timestamps)
         name, source = path.stem.split(".")[0], str(path)
     t_read = time.perf_counter()
 
@@ -486,12 +528,16 @@ def load_sequential_dataset(
     }
     if item_text_path is not None:
         options["item_text_path"] = str(item_text_path)
-    user_ids, lengths, codes, item_ids, report = process_interactions(
-        inter, name=name, min_rating=min_rating, user_k_core=user_k_core, item_k_core=item_k_core, max_history=max_history
-    )
+    if timestamps:  # only when on: the options (and so the fingerprint) of other loads stay those of earlier versions
+        options["timestamps"] = True
+    processed = process_interactions(
+        inter, name=name, min_rating=min_rating, user_k_core=user_k_core, item_k_core=item_k_core,
+        max_history=max_history, return_timestamps=timestamps,
+    )  # fmt: skip
+    user_ids, lengths, codes, item_ids, report = processed[:5]
     if report["users"] == 0:
         raise ValueError(f"{source}: no user has {MIN_SEQUENCE_LENGTH} or more interactions after filtering; nothing to split")
-    splits = leave_one_out_splits(user_ids, lengths, codes + 1)
+    splits = leave_one_out_splits(user_ids, lengths, codes + 1, timestamps=processed[5] if timestamps else None)
 
     texts = None
     if item_text and inter.texts is not None:

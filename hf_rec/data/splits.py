@@ -21,20 +21,38 @@ MIN_SEQUENCE_LENGTH = 3
 SPLIT_FEATURES = Features({"user_id": Value("string"), "item_ids": List(Value("int64")), "target": Value("int64")})
 
 
-def _dataset(user_ids: pa.Array, offsets: np.ndarray, values: np.ndarray, targets: np.ndarray) -> Dataset:
-    item_ids = pa.ListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(values, pa.int64()))
-    item_ids = item_ids.cast(pa.list_(pa.int64()))
-    table = pa.table({"user_id": user_ids, "item_ids": item_ids, "target": pa.array(targets, pa.int64())})
-    return Dataset(table)
+def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.ListArray:
+    array = pa.ListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(values, pa.int64()))
+    return array.cast(pa.list_(pa.int64()))
 
 
-def leave_one_out_splits(user_ids: Sequence[str], lengths: np.ndarray, items: np.ndarray) -> DatasetDict:
+def _dataset(
+    user_ids: pa.Array,
+    offsets: np.ndarray,
+    values: np.ndarray,
+    targets: np.ndarray,
+    times: np.ndarray | None = None,
+    target_times: np.ndarray | None = None,
+) -> Dataset:
+    columns = {"user_id": user_ids, "item_ids": _list_array(offsets, values), "target": pa.array(targets, pa.int64())}
+    if times is not None:  # only then: without timestamps the table is exactly that of earlier versions
+        columns["timestamps"] = _list_array(offsets, times)
+    if target_times is not None:
+        columns["target_timestamp"] = pa.array(target_times, pa.int64())
+    return Dataset(pa.table(columns))
+
+
+def leave_one_out_splits(
+    user_ids: Sequence[str], lengths: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None
+) -> DatasetDict:
     """Build ``train`` / ``validation`` / ``test``.
 
     Args:
         user_ids: one raw user id per user, in output order.
         lengths: the sequence length of each user (every one >= 3).
         items: all item indices, concatenated user by user, each user's items oldest first.
+        timestamps (*optional*): the unix time of each of `items` (same layout). Adds a ``timestamps`` column
+            aligned with ``item_ids`` to every split and ``target_timestamp`` to validation and test.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
@@ -42,6 +60,10 @@ def leave_one_out_splits(user_ids: Sequence[str], lengths: np.ndarray, items: np
         raise ValueError(f"{len(user_ids)} user ids but {len(lengths)} lengths")
     if int(lengths.sum()) != len(items):
         raise ValueError(f"lengths sum to {int(lengths.sum())} but there are {len(items)} items")
+    if timestamps is not None:
+        timestamps = np.asarray(timestamps, dtype=np.int64)
+        if len(timestamps) != len(items):
+            raise ValueError(f"{len(timestamps)} timestamps but {len(items)} items")
     if len(lengths) and lengths.min() < MIN_SEQUENCE_LENGTH:
         raise ValueError(f"every user needs at least {MIN_SEQUENCE_LENGTH} interactions for leave-one-out")
     ends = np.cumsum(lengths)
@@ -59,12 +81,15 @@ def leave_one_out_splits(user_ids: Sequence[str], lengths: np.ndarray, items: np
     test_offsets = np.concatenate([zero, np.cumsum(lengths - 1)])
     train_values = items[keep_train]
     test_values = items[keep_test]
+    t = timestamps
+    train_t, test_t = (None, None) if t is None else (t[keep_train], t[keep_test])
+    valid_target_t, test_target_t = (None, None) if t is None else (t[second_last], t[last])
 
     return DatasetDict(
         {
-            "train": _dataset(users, train_offsets, train_values, np.full(len(lengths), -1, dtype=np.int64)),
-            "validation": _dataset(users, train_offsets, train_values, items[second_last]),
-            "test": _dataset(users, test_offsets, test_values, items[last]),
+            "train": _dataset(users, train_offsets, train_values, np.full(len(lengths), -1, dtype=np.int64), train_t),
+            "validation": _dataset(users, train_offsets, train_values, items[second_last], train_t, valid_target_t),
+            "test": _dataset(users, test_offsets, test_values, items[last], test_t, test_target_t),
         }
     )
 

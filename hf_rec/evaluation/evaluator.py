@@ -12,10 +12,15 @@ the config has one). Scores are dot products, ranked chunk by chunk over the cat
 built. With an ``accelerate.Accelerator`` the dataloader is prepared (each process scores its
 share of the users) and the ranks go through ``accelerator.gather_for_metrics``, so every user
 counts exactly once.
+
+A split with ``timestamps`` (and ``target_timestamp``) columns also gives the models whose config has
+``use_time_bias`` a ``timestamps`` argument: ``[batch, L + 1]``, left-padded with 0 like the inputs, the
+target's time as the last column. Other models are never passed it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +39,8 @@ from .sampled import prefix_metrics, sample_negatives, sampled_target_ranks
 
 __all__ = ["Evaluator", "model_special_ids"]
 
+logger = logging.getLogger("hf_rec.evaluation")
+
 _PROTOCOLS = ("full", "sampled")
 
 
@@ -51,6 +58,14 @@ def model_special_ids(config: Any) -> list[int]:
     return sorted(out)
 
 
+def _has_column(split: Any, name: str) -> bool:
+    names = getattr(split, "column_names", None)  # datasets.Dataset; a dict or DataFrame of columns otherwise
+    try:
+        return name in (names if names is not None else split)
+    except TypeError:
+        return False
+
+
 class _Rows(Dataset):
     """Row index -> the index itself; the collator reads the columns (fast, no per-row Arrow reads)."""
 
@@ -66,13 +81,24 @@ class _Rows(Dataset):
 
 class _Collator:
     """Truncate histories to the last ``max_length`` items, left-pad with 0, and keep the full
-    history (padded with -1) for seen-item exclusion."""
+    history (padded with -1) for seen-item exclusion. With ``times``, also ``timestamps``: the
+    window's times, left-padded with 0, then the target's time (``target_times``) as a last column."""
 
-    def __init__(self, histories: list[np.ndarray], targets: np.ndarray, max_length: int | None, with_history: bool):
+    def __init__(
+        self,
+        histories: list[np.ndarray],
+        targets: np.ndarray,
+        max_length: int | None,
+        with_history: bool,
+        times: list[np.ndarray] | None = None,
+        target_times: np.ndarray | None = None,
+    ):
         self.histories = histories
         self.targets = targets
         self.max_length = max_length
         self.with_history = with_history
+        self.times = times
+        self.target_times = target_times
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         hists = [self.histories[i] for i in indices]
@@ -90,6 +116,15 @@ class _Collator:
             "targets": torch.from_numpy(self.targets[indices]),
             "index": torch.tensor(indices, dtype=torch.long),
         }
+        if self.times is not None:
+            timestamps = torch.zeros(len(indices), width, dtype=torch.long)
+            for r, i in enumerate(indices):
+                t = self.times[i][-self.max_length :] if self.max_length else self.times[i]
+                if len(t):
+                    timestamps[r, width - len(t) :] = torch.from_numpy(t)
+            if self.target_times is not None:
+                timestamps = torch.cat([timestamps, torch.from_numpy(self.target_times[indices])[:, None]], dim=1)
+            batch["timestamps"] = timestamps
         if self.with_history:
             hwidth = max(1, max(len(h) for h in hists))
             history = torch.full((len(indices), hwidth), -1, dtype=torch.long)
@@ -105,7 +140,8 @@ class Evaluator:
 
     Args:
         dataset_split: a ``datasets.Dataset`` (or anything indexable by column name) with
-            ``item_ids`` (history, list of item indices) and ``target`` (item index) columns.
+            ``item_ids`` (history, list of item indices) and ``target`` (item index) columns;
+            optionally ``timestamps`` (aligned with ``item_ids``) and ``target_timestamp``.
         ks: metric cut-offs.
         batch_size: users per batch (per process).
         exclude_seen: remove the user's history items (the whole history, also beyond the model's
@@ -169,6 +205,17 @@ class Evaluator:
         self.targets = np.asarray(list(targets), dtype=np.int64).reshape(-1)
         if len(self.histories) != len(self.targets):
             raise ValueError("item_ids and target columns have different lengths")
+        # Optional per-item times (only models with a time bias read them).
+        self.timestamps = self.target_timestamps = None
+        if _has_column(dataset_split, "timestamps"):
+            self.timestamps = [np.asarray(t, dtype=np.int64).reshape(-1) for t in dataset_split["timestamps"]]
+            if len(self.timestamps) != len(self.histories):
+                raise ValueError("item_ids and timestamps columns have different lengths")
+            bad = next((r for r, (t, h) in enumerate(zip(self.timestamps, self.histories)) if len(t) != len(h)), None)
+            if bad is not None:
+                raise ValueError(f"dataset row {bad}: its timestamps and item_ids differ in length")
+            if _has_column(dataset_split, "target_timestamp"):
+                self.target_timestamps = np.asarray(list(dataset_split["target_timestamp"]), dtype=np.int64).reshape(-1)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -184,7 +231,8 @@ class Evaluator:
             )
 
     def _dataloader(self, max_length: int | None) -> DataLoader:
-        collate = _Collator(self.histories, self.targets, max_length, with_history=self.exclude_seen)
+        collate = _Collator(self.histories, self.targets, max_length, with_history=self.exclude_seen,
+                            times=self.timestamps, target_times=self.target_timestamps)  # fmt: skip
         return DataLoader(
             _Rows(len(self.targets)),
             batch_size=self.batch_size,
@@ -247,6 +295,10 @@ class Evaluator:
         specials = _special_tensor(specials, vocab_size, "cpu").tolist()
         self._check_targets(vocab_size, specials)
 
+        # Only models with a time bias take `timestamps` (other families' signatures have no such argument).
+        use_time = bool(getattr(getattr(model, "config", None), "use_time_bias", False))
+        if use_time and self.timestamps is None:
+            logger.warning("the model has a time bias but the split has no timestamps: it scores with positions only")
         dataloader = self._dataloader(max_length)
         if accelerator is not None:
             from accelerate.data_loader import prepare_data_loader
@@ -271,7 +323,8 @@ class Evaluator:
         bar = tqdm(dataloader, desc="Evaluating", disable=not (self.show_progress and is_main))
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            user_emb = model.get_user_embeddings(batch["input_ids"], batch["attention_mask"])
+            times = {"timestamps": batch["timestamps"]} if use_time and "timestamps" in batch else {}
+            user_emb = model.get_user_embeddings(batch["input_ids"], batch["attention_mask"], **times)
             if user_emb.dtype in (torch.float16, torch.bfloat16):
                 user_emb = user_emb.float()
             user_emb = user_emb.to(device)

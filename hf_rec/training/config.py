@@ -71,6 +71,9 @@ class DataArgs:
 
     `cold_item_fraction` holds out that share of the items (seeded by `cold_item_seed`) from training and
     validation; the run then also reports `test_cold`: metrics on the users whose test item was never trained on.
+
+    `timestamps` carries each interaction's unix time to models with a time bias (`model.use_time_bias`); data
+    without a timestamp for every interaction is refused.
     """
 
     name: str = "ml-100k"
@@ -81,6 +84,7 @@ class DataArgs:
     max_history: int | None = None
     cold_item_fraction: float | None = None
     cold_item_seed: int = 0
+    timestamps: bool = False
 
     def __post_init__(self):
         check_fields(self, "data")
@@ -88,9 +92,12 @@ class DataArgs:
             raise ValueError("data.name must name a dataset or a file")
         if self.cold_item_fraction is not None and not 0.0 < float(self.cold_item_fraction) < 1.0:
             raise ValueError(f"data.cold_item_fraction must be in (0, 1) or null, got {self.cold_item_fraction!r}")
+        if self.timestamps and self.cold_item_fraction is not None:
+            # cold_start_split strips items from the histories, not their times: they would no longer line up.
+            raise ValueError("data.cold_item_fraction cannot be combined with data.timestamps: true")
 
     def load_options(self) -> dict[str, Any]:
-        return {
+        options = {
             k: v
             for k, v in (
                 ("min_rating", self.min_rating),
@@ -100,6 +107,9 @@ class DataArgs:
             )
             if v is not None
         }
+        if self.timestamps:  # only when on: the run fingerprint of other runs stays that of earlier versions
+            options["timestamps"] = True
+        return options
 
 
 @dataclass
@@ -233,6 +243,10 @@ class RunConfig:
             if key in self.model:
                 self.model[key] = check_value(f"model.{key}", self.model[key], annotation)
         FAMILIES[family][0](**self.model_kwargs())  # validates values now, before any data is loaded
+        if self.model.get("use_time_bias") and not self.data.timestamps:
+            raise ValueError(
+                "model.use_time_bias: true needs data.timestamps: true (the time bias reads each item's time)"
+            )
 
     @property
     def family(self) -> str:
@@ -242,9 +256,12 @@ class RunConfig:
         return {k: v for k, v in self.model.items() if k != "family"}
 
     def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self.data)
+        if not data["timestamps"]:  # left out when off: records of earlier runs (studies' run records) still match
+            del data["timestamps"]
         return {
             "model": dict(self.model),
-            "data": dataclasses.asdict(self.data),
+            "data": data,
             "training": dataclasses.asdict(self.training),
             "evaluation": dataclasses.asdict(self.evaluation),
         }

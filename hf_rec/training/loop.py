@@ -90,7 +90,13 @@ def make_train_loader(run: RunConfig, model, tokenizer: ItemTokenizer, train_spl
         seed=tc.seed + process_index,
     )
     generator = torch.Generator()
-    rows = rows.with_format(columns=["item_ids"])
+    # Only models with a time bias get `timestamps` in their batches: other models have no use for them.
+    columns = ["item_ids"]
+    if getattr(model.config, "use_time_bias", False):
+        if "timestamps" not in train_split.column_names:
+            raise ValueError("the model has use_time_bias but the training split has no timestamps (data.timestamps)")
+        columns.append("timestamps")
+    rows = rows.with_format(columns=columns)
     if tc.group_by_length:  # similar lengths per batch -> little padding; still shuffled within mega-batches
         window = model.config.max_position_embeddings + 1
         lengths = [min(len(s), window) for s in rows["item_ids"]]
