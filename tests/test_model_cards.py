@@ -39,7 +39,12 @@ with torch.inference_mode():
         rows = [h[-window:] for h in histories]
         width = max(len(r) for r in rows)
         ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-        logits = model(input_ids=ids, attention_mask=(ids != pad).long()).logits.float()
+        extra = {}
+        if getattr(model.config, "use_time_bias", False):  # item times, then the target's: [B, L + 1], left-padded
+            times = [t[-window:] + [tt] for t, tt in zip(data["timestamps"][start:start + 256],
+                                                         data["target_timestamps"][start:start + 256])]
+            extra["timestamps"] = torch.tensor([[0] * (width + 1 - len(t)) + t for t in times])
+        logits = model(input_ids=ids, attention_mask=(ids != pad).long(), **extra).logits.float()
         for scores, history, target in zip(logits, histories, targets):
             score = scores[target].item()
             scores[history] = float("-inf")
@@ -73,8 +78,12 @@ def test_published_folder_reproduces_its_card(folder, shared_data, tmp_path):
     assert again["ndcg@10"] == pytest.approx(metrics["test"]["ndcg@10"], abs=1e-9)
 
     data = tmp_path / "test.json"
-    data.write_text(json.dumps({"histories": [list(map(int, h)) for h in splits["test"]["item_ids"]],
-                                "targets": [int(t) for t in splits["test"]["target"]]}))
+    test = {"histories": [list(map(int, h)) for h in splits["test"]["item_ids"]],
+            "targets": [int(t) for t in splits["test"]["target"]]}
+    if "timestamps" in splits["test"].column_names:
+        test["timestamps"] = [list(map(int, t)) for t in splits["test"]["timestamps"]]
+        test["target_timestamps"] = [int(t) for t in splits["test"]["target_timestamp"]]
+    data.write_text(json.dumps(test))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", _PLAIN_NDCG, str(folder), str(data)], capture_output=True,
                           text=True, timeout=1200, cwd=tmp_path, env={**env, "HF_HUB_OFFLINE": "1"})
