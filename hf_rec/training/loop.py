@@ -196,7 +196,8 @@ def train(
     set_seed(tc.seed)
     if tc.cpu_threads and accelerator.device.type == "cpu":
         torch.set_num_threads(tc.cpu_threads)
-    if resume and latest_checkpoint(output_dir, report=accelerator.print) is None:
+    checkpoint = latest_checkpoint(output_dir, report=accelerator.print) if resume else None  # checksums read once
+    if resume and checkpoint is None:
         accelerator.print(f"--resume: no complete checkpoint in {output_dir / CHECKPOINTS}; starting from scratch")
         resume = False
     if not resume:
@@ -217,7 +218,7 @@ def train(
     scheduler = make_scheduler(optimizer, tc, len(train_loader), accelerator.num_processes)
     shuffle_generator = train_loader.shuffle_generator
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
-    state = resumed_state(accelerator, output_dir) if resume else new_state()
+    state = resumed_state(accelerator, checkpoint) if resume else new_state()
     accelerator.init_trackers("tensorboard", config=tracker_config(run))  # -> <output_dir>/tensorboard
     run_start = time.perf_counter()
     wall_before = state["wall_seconds"]  # wall clock of the processes before a resume (None: unknown)
@@ -339,9 +340,8 @@ def new_state() -> dict[str, Any]:
             "wall_seconds": 0.0, "resumed_at_epochs": []}  # fmt: skip
 
 
-def resumed_state(accelerator: Accelerator, output_dir: Path) -> dict[str, Any]:
-    """Load the newest intact checkpoint into the prepared objects and return its trainer state."""
-    checkpoint = latest_checkpoint(output_dir)
+def resumed_state(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:
+    """Load `checkpoint` (the newest intact one) into the prepared objects and return its trainer state."""
     accelerator.load_state(str(checkpoint))
     state = json.loads((checkpoint / TRAINER_STATE).read_text())
     state.pop("files", None)

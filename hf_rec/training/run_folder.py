@@ -3,7 +3,6 @@ on `--resume`, and the rule that a fresh run never takes over a folder holding a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ from accelerate import Accelerator
 
 from ..atomic import atomic_write_text
 from ..data import ItemTokenizer
+from ..data.download import sha256_file
 from .config import RunConfig
 
 CHECKPOINTS = "checkpoints"
@@ -55,14 +55,6 @@ def remove_run_files(output_dir: Path) -> None:
             path.unlink()
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checkpoint_problem(folder: Path) -> str | None:
     """Why the checkpoint `folder` cannot be resumed from (a missing, truncated or changed file, named), or None.
     Its trainer state lists the sha256 of every file `save_state` wrote (checkpoints written before that list
@@ -74,7 +66,7 @@ def checkpoint_problem(folder: Path) -> str | None:
     for name, digest in state.get("files", {}).items():
         if not (folder / name).is_file():
             return f"{folder / name} is missing"
-        if file_digest(folder / name) != digest:
+        if sha256_file(folder / name) != digest:
             return f"{folder / name} is truncated or changed since it was written"
     return None
 
@@ -119,7 +111,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, kee
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     if accelerator.is_main_process:
-        files = {str(p.relative_to(partial)): file_digest(p) for p in sorted(partial.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(partial)): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()}
         atomic_write_text(partial / TRAINER_STATE, json.dumps({**state, "files": files}, indent=1))
         if final.exists():  # the same epoch saved again (a resume from an earlier checkpoint)
             shutil.rmtree(final)
