@@ -271,10 +271,38 @@ def test_extra_timestamp_column_moves_only_the_last_position():
     later = timestamps.clone()
     later[:, -1] += 300 * DAY
     with torch.no_grad():
-        before = model.encode(input_ids, attention_mask, timestamps=timestamps)
-        after = model.encode(input_ids, attention_mask, timestamps=later)
+        before = model._hidden_states(input_ids, attention_mask, timestamps=timestamps)
+        after = model._hidden_states(input_ids, attention_mask, timestamps=later)
         torch.testing.assert_close(after[:, :-1], before[:, :-1], rtol=0, atol=0)
         assert not torch.allclose(after[:, -1], before[:, -1])
+
+
+def test_recommend_with_timestamps_equals_the_hand_built_inputs():
+    """`recommend(..., timestamps=)`: the most recent items' times (truncated with the history), then the request time
+    (or the last item's time when none is given), left-padded; a model without the time bias ignores them."""
+    model = trained_like(make_model(use_time_bias=True)).eval()
+    histories = [list(range(1, 16)), [5, 6, 7]]  # the first is longer than MAX_LENGTH = 12
+    times = [[1_000_000_000 + 3_600 * i * i for i in range(16)], [2_000_000_000, 2_000_100_000, 2_000_200_000]]
+    indices, scores = model.recommend(histories, k=5, timestamps=times)
+    input_ids, attention_mask = model.histories_to_inputs(histories)
+    expected = torch.zeros(2, MAX_LENGTH + 1, dtype=torch.long)
+    expected[0] = torch.tensor(times[0][-13:])  # 12 items + the request time
+    expected[1, -4:] = torch.tensor(times[1] + [times[1][-1]])  # no request time: the last item's time again
+    assert torch.equal(model.timestamps_to_inputs(times, histories), expected)
+    with torch.no_grad():
+        users = model.get_user_embeddings(input_ids, attention_mask, timestamps=expected)
+        by_hand = users @ model.get_item_embeddings().T
+    for row, history in enumerate(histories):
+        by_hand[row, history + model.config.special_ids] = float("-inf")
+    torch.testing.assert_close(scores, by_hand.topk(5).values)
+    later = [[t + 30 * DAY * (i == len(row) - 1) for i, t in enumerate(row)] for row in times]
+    assert not torch.allclose(model.recommend(histories, k=5, timestamps=later)[1], scores)
+    no_time = trained_like(make_model(use_time_bias=False)).eval()
+    assert torch.equal(no_time.recommend(histories, k=5, timestamps=times)[0], no_time.recommend(histories, k=5)[0])
+    with pytest.raises(ValueError, match="timestamps 1 has 2 values for a history of 3 items"):
+        model.recommend(histories, timestamps=[times[0], times[1][:2]])
+    with pytest.raises(ValueError, match="timestamps 0 holds 1.5"):
+        model.recommend(histories[:1], timestamps=[[1.5] * 15])
 
 
 def test_timestamps_of_the_wrong_shape_raise():
@@ -297,8 +325,8 @@ def test_a_future_item_does_not_change_earlier_outputs(use_time_bias):
     changed = input_ids.clone()
     changed[0, -3] = 27
     with torch.no_grad():
-        before = model.encode(input_ids, attention_mask, timestamps=timestamps)
-        after = model.encode(changed, attention_mask, timestamps=timestamps)
+        before = model._hidden_states(input_ids, attention_mask, timestamps=timestamps)
+        after = model._hidden_states(changed, attention_mask, timestamps=timestamps)
     torch.testing.assert_close(after[:, :-3], before[:, :-3], rtol=0, atol=0)
     assert not torch.allclose(after[:, -3:], before[:, -3:])
     if use_time_bias:
@@ -306,7 +334,7 @@ def test_a_future_item_does_not_change_earlier_outputs(use_time_bias):
         later = timestamps.clone()
         later[0, -3:] += 30 * DAY
         with torch.no_grad():
-            moved = model.encode(input_ids, attention_mask, timestamps=later)
+            moved = model._hidden_states(input_ids, attention_mask, timestamps=later)
         torch.testing.assert_close(moved[:, :-4], before[:, :-4], rtol=0, atol=0)
         assert not torch.allclose(moved[:, -4], before[:, -4])
 
@@ -387,7 +415,7 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     for loader in (HSTUForSequentialRecommendation, AutoModelForSequentialRecommendation):
         loaded = loader.from_pretrained(tmp_path).eval()
         assert type(loaded) is HSTUForSequentialRecommendation
-        assert loaded.item_table().data_ptr() == loaded.get_input_embeddings().weight.data_ptr()  # still tied
+        assert loaded._item_vectors().data_ptr() == loaded.get_input_embeddings().weight.data_ptr()  # still tied
         with torch.no_grad():
             got = loaded(input_ids, attention_mask, timestamps=timestamps).logits
         torch.testing.assert_close(got, expected, rtol=0, atol=0)

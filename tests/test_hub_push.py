@@ -91,7 +91,7 @@ def test_push_uploads_the_run_files_only(pushed):
     files = set(list_repo_files(repo))
     expected = {"config.json", "model.safetensors", "item_tokenizer.json", "README.md", "metrics.json",
                 "training_curves.png", "training_config.yaml", "configuration_sasrec.py", "modeling_sasrec.py",
-                "modeling_common.py", "configuration_common.py"}  # fmt: skip
+                "modeling_common.py", "configuration_common.py", "layers.py", "losses.py", "retrieval.py"}  # fmt: skip
     assert expected <= files, expected - files
     assert (folder / "checkpoints").is_dir() and (folder / "tensorboard").is_dir() and (folder / "best_model").is_dir()
     assert not [f for f in files if f.split("/")[0] in ("checkpoints", "best_model", "tensorboard")]

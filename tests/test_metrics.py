@@ -314,3 +314,28 @@ def test_evaluate_module_matches(tmp_path):
 def test_numpy_ranks():
     m = metrics_from_ranks(np.array([0, 1]), ks=(1,))
     assert m["hr@1"] == 0.5
+
+
+def test_load_metric_leaves_the_offline_setting_alone(monkeypatch):
+    """A library call must not switch the whole process to offline mode (issue 19, point 8)."""
+    import os
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    metric = load_metric(keep_in_memory=True)
+    assert "HF_HUB_OFFLINE" not in os.environ
+    assert metric.compute(predictions=[0, 2], references=[1, 1], ks=[1])["hr@1"] == pytest.approx(0.5)
+
+
+def test_evaluation_and_recommend_share_one_exclusion_and_topk_implementation():
+    from hf_rec.evaluation import metrics
+    from hf_rec.models import retrieval
+
+    assert metrics.exclusion_pairs is retrieval.exclusion_pairs and metrics.topk_items is retrieval.topk_items
+    rows, cols = retrieval.exclusion_pairs([[3, 1, 3, -1], {2}, None], 3, 5, targets=torch.tensor([1, 4, 4]),
+                                           specials=torch.tensor([0, 4]))  # fmt: skip
+    # user 0: 3 once (duplicate), 1 is its target, -1 padding; user 1: 2; user 2: nothing
+    assert rows.tolist() == [0, 1] and cols.tolist() == [3, 2]
+    with pytest.raises(ValueError, match="integer item indices"):
+        retrieval.exclusion_pairs([[1.5]], 1, 5)
+    with pytest.raises(ValueError, match="user row 0 holds item 7"):
+        retrieval.exclusion_pairs(torch.tensor([[7]]), 1, 5)

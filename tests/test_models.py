@@ -113,7 +113,6 @@ def test_registration_and_objective(family):
     config = config_class(**kwargs)
     model = AutoModelForSequentialRecommendation.from_config(config)
     assert type(model) is head_class
-    assert head_class.training_objective == config_class.training_objective
     assert head_class.training_objective == ("cloze" if family == "bert4rec" else "causal")
     import hf_rec
 
@@ -169,7 +168,7 @@ def test_forward_shapes(family):
     assert out.logits.shape == (len(HISTORIES), VOCAB_SIZE)
     assert torch.isinf(out.logits[:, model.config.special_ids]).all()
     assert torch.isfinite(out.logits[:, 1 : model.config.mask_token_id]).all()
-    assert out.hidden_states.shape[0] == len(HISTORIES) and out.hidden_states.shape[-1] == 16
+    assert out.last_hidden_state.shape[0] == len(HISTORIES) and out.last_hidden_state.shape[-1] == 16
     # logits are exactly the user embeddings scored against the item table
     user = model.get_user_embeddings(input_ids, attention_mask)
     assert user.shape == (len(HISTORIES), 16)
@@ -184,7 +183,7 @@ def test_forward_shapes(family):
     out = model(**batch)
     assert out.logits is None
     assert out.loss.shape == () and torch.isfinite(out.loss)
-    assert out.hidden_states.shape == (*batch["input_ids"].shape, 16)
+    assert out.last_hidden_state.shape == (*batch["input_ids"].shape, 16)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -290,7 +289,8 @@ def test_trust_remote_code_load_without_hf_rec(tmp_path):
         }
         expected[family] = (logits.masked_fill(torch.isinf(logits), 0.0), model.recommend(HISTORIES, k=5)[0])
         exported = {p.name for p in path.iterdir()}
-        assert {f"modeling_{family}.py", f"configuration_{family}.py", "modeling_common.py"} <= exported
+        assert {f"modeling_{family}.py", f"configuration_{family}.py", "modeling_common.py", "layers.py", "losses.py",
+                "retrieval.py"} <= exported  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     (tmp_path / "remote.py").write_text(textwrap.dedent(REMOTE_SCRIPT))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
@@ -328,8 +328,8 @@ def test_causal_families_do_not_leak_the_future(family):
     model = trained_like(make_model(family)).eval()
     input_ids, changed, attention_mask = _with_later_item_changed(model)
     with torch.no_grad():
-        before = model.encode(input_ids, attention_mask)
-        after = model.encode(changed, attention_mask)
+        before = model._hidden_states(input_ids, attention_mask)
+        after = model._hidden_states(changed, attention_mask)
     torch.testing.assert_close(after[:, :-3], before[:, :-3], rtol=0, atol=1e-6)
     assert not torch.allclose(after[:, -3:], before[:, -3:])  # the changed position and later ones do move
 
@@ -338,8 +338,8 @@ def test_bert4rec_is_bidirectional():
     model = trained_like(make_model("bert4rec")).eval()
     input_ids, changed, attention_mask = _with_later_item_changed(model)
     with torch.no_grad():
-        before = model.encode(input_ids, attention_mask)
-        after = model.encode(changed, attention_mask)
+        before = model._hidden_states(input_ids, attention_mask)
+        after = model._hidden_states(changed, attention_mask)
     assert not torch.allclose(after[:, :-3], before[:, :-3])  # earlier positions see the later item
 
 
@@ -400,6 +400,23 @@ def test_recommend_never_returns_special_or_seen_items(family):
     for row in indices.tolist():
         assert set(i for i in row if i >= 0) == set(range(VOCAB_SIZE)) - special
     assert model.training  # recommend restores the training flag
+
+
+@pytest.mark.parametrize("family", ["sasrec", "narm"])
+def test_recommend_excludes_further_items_per_history(family):
+    model = make_model(family)
+    extra = [[5, 6], [], [1, 2, 3], [7]]
+    full, full_scores = model.recommend(HISTORIES, k=VOCAB_SIZE)
+    indices, scores = model.recommend(HISTORIES, k=VOCAB_SIZE, exclude=extra)
+    for row in range(len(HISTORIES)):
+        kept = [(i, s) for i, s in zip(full[row].tolist(), full_scores[row].tolist()) if i >= 0 and i not in extra[row]]
+        got = [(i, s) for i, s in zip(indices[row].tolist(), scores[row].tolist()) if i >= 0]
+        assert [i for i, _ in got] == [i for i, _ in kept] and [s for _, s in got] == pytest.approx([s for _, s in kept])
+    no_seen, _ = model.recommend(HISTORIES, k=VOCAB_SIZE, exclude_seen=False, exclude=extra)
+    assert all(set(extra[r]).isdisjoint(no_seen[r].tolist()) for r in range(len(HISTORIES)))
+    assert set(HISTORIES[0]) - set(extra[0]) <= set(no_seen[0].tolist())  # seen items come back without exclude_seen
+    with pytest.raises(ValueError, match="3 exclusion lists for 4 histories"):
+        model.recommend(HISTORIES, exclude=extra[:3])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -493,7 +510,7 @@ def test_bert4rec_loss_comes_only_from_masked_positions():
         noisy[~is_mask & batch["attention_mask"].bool()] = 7
         torch.testing.assert_close(model(**{**batch, "labels": noisy}).loss, loss, rtol=0, atol=0)
         # The same loss by hand: cross-entropy over the masked positions only.
-        hidden = model.encode(batch["input_ids"], batch["attention_mask"])[is_mask]
+        hidden = model._hidden_states(batch["input_ids"], batch["attention_mask"])[is_mask]
         logits = hidden @ model.get_item_embeddings().T
         logits[:, model.config.special_ids] = float("-inf")
         torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, batch["labels"][is_mask]))
@@ -601,8 +618,8 @@ def test_score_temperature_scores_by_cosine_over_temperature_everywhere(family, 
     input_ids, attention_mask = inputs_for(model)
     with torch.no_grad():
         logits = model(input_ids, attention_mask).logits
-        raw_users = model.encode_for_prediction(input_ids, attention_mask)[:, -1]
-        expected = torch.nn.functional.cosine_similarity(raw_users[:, None], model.item_table()[None], dim=-1) / 0.05
+        raw_users = model._prediction_hidden_states(input_ids, attention_mask)[:, -1]
+        expected = torch.nn.functional.cosine_similarity(raw_users[:, None], model._item_vectors()[None], dim=-1) / 0.05
         expected[:, model.config.special_ids] = float("-inf")
         torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
         assert logits[torch.isfinite(logits)].abs().max() <= 1 / 0.05 + 1e-3
@@ -629,15 +646,22 @@ def _loss_with_fixed_negatives(monkeypatch, loss_type, negatives, **config_value
     """recommendation_loss on hand-made vectors with the negatives fixed (no sampling)."""
     import types
 
-    import hf_rec.models.modeling_common as common
+    import hf_rec.models.losses as losses
 
-    monkeypatch.setattr(common, "sample_negative_ids", lambda *a, **k: negatives)
+    monkeypatch.setattr(losses, "sample_negative_ids", lambda *a, **k: negatives)
     torch.manual_seed(0)
     hidden, table = torch.randn(3, 4), torch.randn(9, 4)  # 3 positions; items 1..7 (0 padding, 8 mask)
     labels = torch.tensor([1, 4, 6])
     config = types.SimpleNamespace(loss_type=loss_type, num_negatives=len(negatives), num_train_items=7,
                                    **config_values)  # fmt: skip
-    return common.recommendation_loss(hidden, labels, table, config), hidden, table, labels
+    return losses.recommendation_loss(hidden, labels, table, config), hidden, table, labels
+
+
+def test_every_configurable_loss_has_one_function():
+    from hf_rec.models.configuration_common import LOSS_TYPES
+    from hf_rec.models.losses import LOSSES
+
+    assert set(LOSSES) == set(LOSS_TYPES)
 
 
 def test_gbce_loss_equals_the_papers_formula(monkeypatch):
@@ -667,3 +691,19 @@ def test_sampled_softmax_logq_correction_equals_the_formula(monkeypatch):
         logits = [h @ table[label].double()] + [h @ table[n].double() - math.log(4 / 7) for n in negatives if n != label]
         expected += -torch.log_softmax(torch.stack(logits), 0)[0]
     assert loss.item() == pytest.approx(expected.item() / 3, rel=1e-5)
+
+
+@pytest.mark.parametrize("config_class", [GRU4RecConfig, NARMConfig])
+def test_recurrent_history_window_is_max_history_length(tmp_path, config_class):
+    """A GRU has no position embeddings: its window is `max_history_length`; configs saved with the old name load."""
+    config = config_class(vocab_size=10, max_history_length=7)
+    saved = config.to_dict()
+    assert config.max_position_embeddings == 7 and saved["max_history_length"] == 7
+    assert "max_position_embeddings" not in saved
+    old = {k: v for k, v in saved.items() if k != "max_history_length"} | {"max_position_embeddings": 9}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert config_class.from_pretrained(tmp_path).max_history_length == 9
+    model = AutoModelForSequentialRecommendation.from_config(config_class(vocab_size=10, max_history_length=3))
+    assert model.histories_to_inputs([[1, 2, 3, 4, 5]])[0].tolist() == [[3, 4, 5]]
+    with pytest.raises(ValueError, match="name the same window"):
+        config_class(vocab_size=10, max_history_length=7, max_position_embeddings=8)

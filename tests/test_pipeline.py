@@ -104,3 +104,35 @@ def test_scores_are_model_scores(recommender):
         scores = user @ model.get_item_embeddings().T
     for r in out:
         assert r["score"] == pytest.approx(scores[0, tok.convert_id_to_index(r["item_id"])].item(), rel=1e-5)
+
+
+def test_timestamps_reach_a_time_aware_model(tmp_path):
+    """A dict's "timestamps" go to `recommend` (item times, then the request time); with unknown_items="ignore" an
+    unknown item's time is dropped with it; a batch gives them for every history or none."""
+    from hf_rec import HSTUConfig, HSTUForSequentialRecommendation
+    from hub_helpers import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    model = HSTUForSequentialRecommendation(HSTUConfig(
+        vocab_size=tok.vocab_size, mask_token_id=tok.mask_token_id, hidden_size=16, max_position_embeddings=12,
+        num_hidden_layers=1, num_attention_heads=2, use_time_bias=True)).eval()  # fmt: skip
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn_like(param))  # away from the zero-initialised time weights
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    recommender = pipeline("next-item-recommendation", model=str(tmp_path))
+    history, times = ["i3", "i7", "i1"], [1_000_000_000, 1_000_086_400, 1_003_000_000, 1_010_000_000]
+    out = recommender({"history": history, "timestamps": times}, top_k=5)
+    indices, scores = model.recommend([tok.encode(history)], k=5, timestamps=[times])
+    assert [r["item_id"] for r in out] == tok.decode(indices[0].tolist())
+    assert [r["score"] for r in out] == pytest.approx(scores[0].tolist(), rel=1e-5)
+    with_unknown = recommender({"history": ["i3", "nope", "i7", "i1"], "timestamps": [times[0], 7, *times[1:]]},
+                               top_k=5, unknown_items="ignore")  # fmt: skip
+    assert_same_rows([with_unknown], [out])
+    assert [r["score"] for r in recommender({"history": history}, top_k=5)] != pytest.approx([r["score"] for r in out])
+    with pytest.raises(ValueError, match="history 1 has no 'timestamps'"):
+        recommender([{"history": history, "timestamps": times}, {"history": history}])
+    with pytest.raises(ValueError, match="'timestamps' has 2 values for 3 items"):
+        recommender({"history": history, "timestamps": times[:2]})

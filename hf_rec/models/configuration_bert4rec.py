@@ -37,7 +37,6 @@ class BERT4RecConfig(TransformerRecommenderConfig):
     """
 
     model_type = "bert4rec"
-    training_objective = "cloze"
 
     def __init__(
         self,

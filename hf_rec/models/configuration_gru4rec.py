@@ -12,7 +12,7 @@ class GRU4RecConfig(RecurrentRecommenderConfig):
     Hidasi & Czapp, RecSys 2023, and Klenitskiy & Vasilev, RecSys 2023).
 
     Takes every argument of [`SequentialRecommenderConfig`] and [`RecurrentRecommenderConfig`]. `hidden_size` is the item embedding size, i.e. the
-    space in which items are scored; `max_position_embeddings` only bounds how many recent items are read.
+    space in which items are scored; `max_history_length` only bounds how many recent items are read.
 
     Args:
         num_hidden_layers (`int`, *optional*, defaults to 1): Stacked GRU layers.
@@ -25,17 +25,15 @@ class GRU4RecConfig(RecurrentRecommenderConfig):
 
     ```python
     >>> from hf_rec import GRU4RecConfig, GRU4RecForSequentialRecommendation
-    >>> config = GRU4RecConfig(vocab_size=3708, hidden_size=64, max_position_embeddings=200)
+    >>> config = GRU4RecConfig(vocab_size=3708, hidden_size=64, max_history_length=200)
     >>> model = GRU4RecForSequentialRecommendation(config)
     ```
     """
 
     model_type = "gru4rec"
-    training_objective = "causal"
 
     _default_embedding_dropout = 0.0
     _default_hidden_dropout = 0.0
-
 
     def __init__(self, **kwargs):  # an explicit __init__ keeps transformers from turning the class into a dataclass
         super().__init__(**kwargs)

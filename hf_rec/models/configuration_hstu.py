@@ -51,7 +51,6 @@ class HSTUConfig(SequentialRecommenderConfig):
     """
 
     model_type = "hstu"
-    training_objective = "causal"
 
     def __init__(
         self,

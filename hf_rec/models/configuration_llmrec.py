@@ -62,7 +62,6 @@ class LLMRecConfig(TransformerRecommenderConfig):
     """
 
     model_type = "llmrec"
-    training_objective = "causal"
 
     def __init__(
         self,

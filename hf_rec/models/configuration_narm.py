@@ -11,7 +11,7 @@ class NARMConfig(RecurrentRecommenderConfig):
     Session-based Recommendation").
 
     Takes every argument of [`SequentialRecommenderConfig`] and [`RecurrentRecommenderConfig`]. `hidden_size` is the item embedding size (the paper's
-    50), in which items are scored; `max_position_embeddings` only bounds how many recent items are read.
+    50), in which items are scored; `max_history_length` only bounds how many recent items are read.
 
     Args:
         num_hidden_layers (`int`, *optional*, defaults to 1): Stacked GRU layers of the encoder.
@@ -25,17 +25,15 @@ class NARMConfig(RecurrentRecommenderConfig):
 
     ```python
     >>> from hf_rec import NARMConfig, NARMForSequentialRecommendation
-    >>> config = NARMConfig(vocab_size=3708, hidden_size=50, gru_hidden_size=100, max_position_embeddings=200)
+    >>> config = NARMConfig(vocab_size=3708, hidden_size=50, gru_hidden_size=100, max_history_length=200)
     >>> model = NARMForSequentialRecommendation(config)
     ```
     """
 
     model_type = "narm"
-    training_objective = "causal"
 
     _default_embedding_dropout = 0.25
     _default_hidden_dropout = 0.5
-
 
     def __init__(self, **kwargs):  # an explicit __init__ keeps transformers from turning the class into a dataclass
         super().__init__(**kwargs)

@@ -18,13 +18,11 @@ from torch import nn
 from transformers.utils import logging
 
 from .configuration_bert4rec import BERT4RecConfig
+from .layers import RecTransformerEncoder, RecTransformerModelMixin, reversed_position_ids
 from .modeling_common import (
-    RecTransformerEncoder,
-    RecTransformerModelMixin,
     SequentialRecommenderMixin,
     SequentialRecommenderOutput,
     SequentialRecommenderPreTrainedModel,
-    reversed_position_ids,
 )
 
 logger = logging.get_logger(__name__)
@@ -110,9 +108,9 @@ class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPr
         attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
         return input_ids, attention_mask
 
-    def encode_for_prediction(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _prediction_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
         """The next item is read at the mask token appended after each history."""
-        return self.encode(*self.append_mask_token(input_ids, attention_mask))
+        return self._hidden_states(*self.append_mask_token(input_ids, attention_mask), **inputs)
 
     def forward(
         self,
@@ -125,7 +123,7 @@ class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPr
         by `config.mask_token_id` and `labels` holds the original item at those positions, -100 elsewhere (a label
         where the input is not the mask token is ignored, with a warning: the loss is taken only where the item was
         hidden). Without `labels`, `input_ids` are plain histories and the next item is scored at the mask token
-        appended after each (`encode_for_prediction`)."""
+        appended after each (`_prediction_hidden_states`)."""
         if labels is not None:
             unmasked = input_ids != self.config.mask_token_id
             if bool((unmasked & (labels != -100)).any()):

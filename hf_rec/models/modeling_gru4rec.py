@@ -17,12 +17,8 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_gru4rec import GRU4RecConfig
-from .modeling_common import (
-    SequentialRecommenderMixin,
-    SequentialRecommenderPreTrainedModel,
-    left_padded_gru,
-    recommender_gru,
-)
+from .layers import left_padded_gru, recommender_gru
+from .modeling_common import SequentialRecommenderMixin, SequentialRecommenderPreTrainedModel
 
 
 class GRU4RecPreTrainedModel(SequentialRecommenderPreTrainedModel):
@@ -81,8 +77,8 @@ class GRU4RecForSequentialRecommendation(SequentialRecommenderMixin, GRU4RecPreT
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        states = self.model(input_ids, attention_mask).last_hidden_state  # [B, L, gru_hidden_size]
+    def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
+        states = self.model(input_ids, attention_mask, **inputs).last_hidden_state  # [B, L, gru_hidden_size]
         return self.output_proj(self.dropout(states))  # [B, L, H]
 
 

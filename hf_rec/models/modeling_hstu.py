@@ -30,12 +30,8 @@ from torch.nn import functional as F
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_hstu import HSTUConfig
-from .modeling_common import (
-    SequentialRecommenderMixin,
-    SequentialRecommenderPreTrainedModel,
-    SequentialRecommenderOutput,
-    reversed_position_ids,
-)
+from .layers import causal_mask, reversed_position_ids
+from .modeling_common import SequentialRecommenderMixin, SequentialRecommenderPreTrainedModel
 
 # The reference's bucketisation: floor(ln(max(1, |gap|)) / 0.301), i.e. buckets ~1.35x wide in seconds.
 TIME_BUCKET_DIVISOR = 0.301
@@ -190,8 +186,7 @@ def build_hstu_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     No row needs a key to be allowed (there is no softmax to turn an empty row into NaN): padded queries read
     nothing."""
     seq_len = attention_mask.shape[1]
-    causal = torch.ones(seq_len, seq_len, dtype=torch.bool, device=attention_mask.device).tril()
-    return causal[None, None] & attention_mask.bool()[:, None, None, :]
+    return causal_mask(seq_len, attention_mask.device)[None, None] & attention_mask.bool()[:, None, None, :]
 
 
 class HSTUPreTrainedModel(SequentialRecommenderPreTrainedModel):
@@ -291,12 +286,12 @@ class HSTUModel(HSTUPreTrainedModel):
 
 class HSTUForSequentialRecommendation(SequentialRecommenderMixin, HSTUPreTrainedModel):
     """HSTU with its scoring head: the last state and the tied item embeddings, both L2-normalised, scored by cosine
-    similarity / `score_temperature` (see `to_score_space`).
+    similarity / `score_temperature` (the mixin's `_score_space`).
 
     Trains with any hf_rec `loss_type`. The reference trains with a sampled softmax over 128 uniform negatives per
     position (`loss_type="sampled_softmax"`, `num_negatives=128`; hf_rec shares the negatives across the batch);
-    full cross-entropy (`"ce"`) is hf_rec's default. `forward`, `encode` and `get_user_embeddings` accept optional
-    `timestamps` (see [`HSTUModel.forward`]); `recommend` takes item histories only, so it uses the position bias.
+    full cross-entropy (`"ce"`) is hf_rec's default. `forward` and `get_user_embeddings` pass optional `timestamps`
+    to [`HSTUModel.forward`]; `recommend` takes item histories only, so it uses the position bias.
     """
 
     training_objective = "causal"
@@ -307,55 +302,6 @@ class HSTUForSequentialRecommendation(SequentialRecommenderMixin, HSTUPreTrained
         self.model = HSTUModel(config)
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def encode(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, timestamps: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """`[B, L]` -> `[B, L, H]` hidden states (before the L2 normalisation of `to_score_space`)."""
-        return self.model(input_ids, attention_mask, timestamps=timestamps).last_hidden_state
-
-    def encode_for_prediction(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, timestamps: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return self.encode(input_ids, attention_mask, timestamps=timestamps)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        timestamps: torch.Tensor | None = None,
-        **kwargs,
-    ) -> SequentialRecommenderOutput:
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
-            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
-                Defaults to `input_ids != pad_token_id`.
-            labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): The next item at each
-                position, -100 where no loss is taken.
-            timestamps (`torch.LongTensor` of shape `(batch_size, seq_len)` or `(batch_size, seq_len + 1)`,
-                *optional*): Unix seconds, left-padded like `input_ids` (see [`HSTUModel.forward`]).
-
-        Returns:
-            [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)` for
-            the next item. `hidden_states` `(batch_size, seq_len, hidden_size)` in both cases.
-        """
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        hidden_states = self.encode(input_ids, attention_mask, timestamps=timestamps)
-        return self.recommendation_output(hidden_states, labels)
-
-    def get_user_embeddings(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        timestamps: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """`[B, L]` left-padded histories (and optional timestamps) -> `[B, H]` user vectors in score space."""
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        return self.to_score_space(self.encode(input_ids, attention_mask, timestamps=timestamps)[:, -1])
 
 
 __all__ = ["HSTUModel", "HSTUPreTrainedModel", "HSTUForSequentialRecommendation"]

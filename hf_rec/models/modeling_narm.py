@@ -21,12 +21,8 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_narm import NARMConfig
-from .modeling_common import (
-    SequentialRecommenderMixin,
-    SequentialRecommenderPreTrainedModel,
-    left_padded_gru,
-    recommender_gru,
-)
+from .layers import causal_mask, left_padded_gru, recommender_gru
+from .modeling_common import SequentialRecommenderMixin, SequentialRecommenderPreTrainedModel
 
 
 class NARMAttention(nn.Module):
@@ -98,8 +94,7 @@ class NARMModel(NARMPreTrainedModel):
         if last_position_only:
             queries, query_mask = states[:, -1:], attention_mask[:, -1:]  # [B, 1, H]
         else:
-            causal = torch.ones(seq_len, seq_len, dtype=torch.bool, device=input_ids.device).tril()
-            allowed = allowed & causal[None]  # [B, L, L]: position t sees states 1..t
+            allowed = allowed & causal_mask(seq_len, input_ids.device)[None]  # [B, L, L]: position t sees states 1..t
             queries, query_mask = states, attention_mask
         c_local = self.attention(queries, states, allowed)  # [B, T, H]
         session = torch.cat([queries, c_local], dim=-1)  # [B, T, 2H]: [c_global; c_local]
@@ -120,16 +115,15 @@ class NARMForSequentialRecommendation(SequentialRecommenderMixin, NARMPreTrained
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def encode(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, last_position_only: bool = False
-    ) -> torch.Tensor:
-        """`[B, L]` -> `[B, L, E]` (or `[B, 1, E]`): B c_t, whose dot product with an item embedding is its score."""
-        session = self.model(input_ids, attention_mask, last_position_only=last_position_only).last_hidden_state
+    def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
+        """`[B, L]` -> `[B, L, E]` (or `[B, 1, E]` with `last_position_only=True`): B c_t, whose dot product with an
+        item embedding is its score."""
+        session = self.model(input_ids, attention_mask, **inputs).last_hidden_state
         return self.bilinear_proj(self.dropout(session))
 
-    def encode_for_prediction(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _prediction_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
         """`[B, 1, E]`: only the last position is computed (`forward` without labels, user embeddings)."""
-        return self.encode(input_ids, attention_mask, last_position_only=True)
+        return self._hidden_states(input_ids, attention_mask, last_position_only=True, **inputs)
 
 
 __all__ = ["NARMModel", "NARMPreTrainedModel", "NARMForSequentialRecommendation"]

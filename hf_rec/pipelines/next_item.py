@@ -42,7 +42,9 @@ class NextItemRecommendationPipeline(Pipeline):
     Inputs:
         `{"history": [raw ids, oldest first]}` -> `[{"item_id": str, "score": float, "text": str}, ...]` (`text`
         only when the tokenizer has item texts); a list of such dicts, or a list of lists of raw ids (a batch) ->
-        one such list per history.
+        one such list per history. A dict may also hold `"timestamps"`: Unix seconds, one per history item,
+        optionally followed by the time of the request; models with a time bias read them (in a batch, give them for
+        every history or for none); and `"exclude"`: raw ids never to return (unknown ones are ignored).
     """
 
     _load_tokenizer = False  # no text tokenizer: the ItemTokenizer is loaded below
@@ -97,26 +99,41 @@ class NextItemRecommendationPipeline(Pipeline):
         The whole batch runs as one `model.recommend` call (which batches and chunks the catalogue itself), so the
         base class's per-item loop and `batch_size` are not used.
         """
-        histories, single = _normalise_inputs(inputs)
-        outputs = super().__call__({"histories": histories}, **kwargs)
+        entries, single = _normalise_inputs(inputs)
+        outputs = super().__call__({"entries": entries}, **kwargs)
         return outputs[0] if single else outputs
 
     def preprocess(self, inputs: dict, unknown_items: str = "error") -> dict:
-        encoded = []
-        for row, history in enumerate(inputs["histories"]):
+        entries = inputs["entries"]
+        given = [entry["timestamps"] is not None for entry in entries]
+        if any(given) and not all(given):
+            raise ValueError(f"history {given.index(False)} has no 'timestamps' but others do: give them for every "
+                             "history of a batch or for none")  # fmt: skip
+        histories, timestamps, exclude = [], [], []
+        for row, entry in enumerate(entries):
+            history, times = entry["history"], entry["timestamps"]
+            where = "" if len(entries) == 1 else f"history {row}: "
+            if times is not None and len(times) not in (len(history), len(history) + 1):
+                raise ValueError(f"{where}'timestamps' has {len(times)} values for {len(history)} items (give one per "
+                                 "item, or one more for the time of the request)")  # fmt: skip
             try:
                 indices = self.item_tokenizer.encode(history, unknown=unknown_items)
             except ValueError as err:
-                where = "" if len(inputs["histories"]) == 1 else f"history {row}: "
                 raise ValueError(f"{where}{err} (pass unknown_items='ignore' to drop unknown ids)") from None
             if not indices:
                 what = "is empty" if not history else "has no item the model knows (all were unknown and dropped)"
                 raise ValueError(f"history {row} {what}: a recommendation needs at least one known item")
-            encoded.append(indices)
-        return {"histories": encoded}
+            histories.append(indices)
+            if times is not None:  # the times of the items kept, then the request time if given
+                known = [raw in self.item_tokenizer for raw in history]
+                timestamps.append([t for t, keep in zip(times, known) if keep] + list(times[len(history) :]))
+            exclude.append(self.item_tokenizer.encode(entry["exclude"], unknown="ignore"))
+        return {"histories": histories, "timestamps": timestamps if any(given) else None, "exclude": exclude}
 
     def _forward(self, model_inputs: dict, top_k: int = 10, exclude_seen: bool = True) -> dict:
-        indices, scores = self.model.recommend(model_inputs["histories"], k=top_k, exclude_seen=exclude_seen)
+        indices, scores = self.model.recommend(model_inputs["histories"], k=top_k, exclude_seen=exclude_seen,
+                                               timestamps=model_inputs["timestamps"],
+                                               exclude=model_inputs["exclude"])  # fmt: skip
         return {"indices": indices, "scores": scores}
 
     def postprocess(self, model_outputs: dict) -> list[list[dict[str, Any]]]:
@@ -136,10 +153,10 @@ class NextItemRecommendationPipeline(Pipeline):
         return results
 
 
-def _normalise_inputs(inputs: Any) -> tuple[list[list[Any]], bool]:
-    """-> (list of raw-id histories, whether the input was a single history)."""
+def _normalise_inputs(inputs: Any) -> tuple[list[dict[str, Any]], bool]:
+    """-> (one `{"history", "timestamps", "exclude"}` entry per history, whether the input was a single history)."""
     if isinstance(inputs, Mapping):
-        return [_history_of(inputs, 0)], True
+        return [_entry(inputs, 0)], True
     if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
         raise TypeError(
             f"{TASK} takes {{'history': [raw ids]}}, a list of such dicts or a list of lists of raw ids; "
@@ -147,24 +164,28 @@ def _normalise_inputs(inputs: Any) -> tuple[list[list[Any]], bool]:
         )
     if len(inputs) == 0:
         raise ValueError(f"{TASK} got an empty batch")
-    histories = []
+    entries = []
     for row, item in enumerate(inputs):
         if isinstance(item, Mapping):
-            histories.append(_history_of(item, row))
+            entries.append(_entry(item, row))
         elif isinstance(item, Sequence) and not isinstance(item, (str, bytes)):
-            histories.append(list(item))
+            entries.append({"history": list(item), "timestamps": None, "exclude": []})
         else:
             raise TypeError(
                 f"batch entry {row} is {type(item).__name__} ({item!r}): a flat list of ids is read as a batch of "
                 "histories, so wrap one history as {'history': [...]} or [[...]]"
             )
-    return histories, False
+    return entries, False
 
 
-def _history_of(entry: Mapping, row: int) -> list[Any]:
+def _entry(entry: Mapping, row: int) -> dict[str, Any]:
     if "history" not in entry:
         raise ValueError(f"input {row} has no 'history' key (keys: {sorted(entry)})")
-    history = entry["history"]
-    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
-        raise TypeError(f"input {row}: 'history' must be a list of raw item ids, got {type(history).__name__}")
-    return list(history)
+    unknown_keys = set(entry) - {"history", "timestamps", "exclude"}
+    if unknown_keys:
+        raise ValueError(f"input {row} has unknown keys {sorted(unknown_keys)} (allowed: history, timestamps, exclude)")
+    values = {"history": entry["history"], "timestamps": entry.get("timestamps"), "exclude": entry.get("exclude", [])}
+    for key, value in values.items():
+        if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
+            raise TypeError(f"input {row}: {key!r} must be a list, got {type(value).__name__}")
+    return {key: None if value is None else list(value) for key, value in values.items()}

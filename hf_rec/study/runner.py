@@ -35,21 +35,15 @@ from typing import Any, Callable
 
 import yaml
 
+from ..training import train
 from ..training.config import RunConfig, atomic_write_text, load_run_config, parse_override
 
-__all__ = ["Study", "StudyPoint", "load_study", "run_study", "run_folder", "is_complete", "train"]
+__all__ = ["Study", "StudyPoint", "load_study", "run_study", "run_folder", "is_complete"]
 
 STUDY_KEYS = {"base", "seeds", "points", "grid", "fixed_overrides", "metric", "description"}
 POINT_KEYS = {"name", "overrides", "base"}
 RUN_RECORD = "study_run.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+\-]*$")
-
-
-def train(run: RunConfig, output_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """The training function the runner calls (tests replace it): `hf_rec.training.train`."""
-    from ..training import train as training_train
-
-    return training_train(run, output_dir, resume=resume)
 
 
 @dataclass
@@ -230,7 +224,6 @@ def run_study(
     seeds: list[int] | None = None,
     extra_overrides: list[str] = (),
     dry_run: bool = False,
-    train_fn: Callable[..., Any] | None = None,
     report: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -242,7 +235,6 @@ def run_study(
         seeds (*optional*): replaces the file's seeds.
         extra_overrides: appended to every run's overrides (e.g. ``data.data_dir=...``).
         dry_run: check every run config and print the plan; train nothing, write nothing.
-        train_fn: ``train(run, output_dir, resume=...)``; default :func:`train` (looked up at call time).
         report: write the table and plots (:func:`hf_rec.study.report.write_report`) at the end.
 
     Returns:
@@ -285,7 +277,6 @@ def run_study(
         "points": [{"name": p.name, "base": str(p.base), "overrides": [*study.fixed_overrides, *p.overrides],
                     "factors": p.factors} for p in study.points],
     }, sort_keys=False))  # fmt: skip
-    fn = train_fn if train_fn is not None else globals()["train"]
     for row in plan:
         if row["status"] == "done":
             log(f"{row['point']} seed {row['seed']}: complete, skipped")
@@ -297,7 +288,7 @@ def run_study(
         resume = row["status"] == "resume"
         log(f"{row['point']} seed {row['seed']}: {'resuming' if resume else 'training'} in {folder}")
         start = time.perf_counter()
-        fn(run, folder, resume=resume)
+        train(run, folder, resume=resume)
         if not is_complete(folder):
             raise RuntimeError(f"{folder}: training returned but wrote no complete metrics.json")
         row["status"] = "resumed" if resume else "trained"

@@ -103,7 +103,9 @@ logging.getLogger("accelerate.utils.other").addFilter(_TiedWeightsNote())
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, keep: int) -> None:
     """`save_state` for this epoch into a temporary folder, the trainer state with every file's sha256 (checked on
-    `--resume`), then one rename makes the checkpoint appear complete; older ones beyond `keep` are pruned."""
+    `--resume`), then one rename makes the checkpoint appear complete; older ones beyond `keep` are pruned.
+    (accelerate's `ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=...)` names and prunes too, but
+    writes into the final folder, so a run killed while saving would leave a checkpoint that looks complete.)"""
     final = output_dir / CHECKPOINTS / f"epoch_{state['epoch']:04d}"
     partial = final.with_name(final.name + ".partial")
     if accelerator.is_main_process and partial.exists():

@@ -32,8 +32,8 @@ class HSTUConfig(SequentialRecommenderConfig):
         use_time_bias (`bool`, *optional*, defaults to `False`):
             Add a learned bias per bucket of log time gap to the relative position bias. Needs `timestamps` in
             `forward`; without them only the position bias is used. The reference enables it (its data always carries
-            timestamps); it is off by default here because hf_rec's collator does not pass timestamps yet, and a
-            parameter that never gets a gradient breaks distributed (DDP) training.
+            timestamps); it is off by default here because it needs data with a real time for every interaction
+            (`data.timestamps: true`), and a parameter that never gets a gradient breaks distributed (DDP) training.
         num_time_buckets (`int`, *optional*, defaults to 128):
             Largest time bucket; gaps are bucketed as `floor(ln(max(1, |gap|)) / 0.301)` clamped to
             `[0, num_time_buckets]`, so there are `num_time_buckets + 1` time biases.
@@ -51,7 +51,6 @@ class HSTUConfig(SequentialRecommenderConfig):
     """
 
     model_type = "hstu"
-    training_objective = "causal"
 
     def __init__(
         self,

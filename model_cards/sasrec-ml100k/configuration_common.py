@@ -192,7 +192,11 @@ class RecurrentRecommenderConfig(SequentialRecommenderConfig):
     [`SequentialRecommenderConfig`] plus the fields of the GRU encoders that GRU4Rec and NARM share. Each family sets
     its own dropout defaults through `_default_embedding_dropout` / `_default_hidden_dropout`.
 
+    A GRU has no position embeddings: its history window is `max_history_length` (`max_position_embeddings` is
+    accepted as its other name, the one code that handles every family reads).
+
     Args:
+        max_history_length (`int`, *optional*, defaults to 200): Most recent items read from a history.
         num_hidden_layers (`int`, *optional*, defaults to 1): Stacked GRU layers.
         gru_hidden_size (`int`, *optional*): Units per GRU layer. Defaults to `hidden_size`.
         embedding_dropout (`float`, *optional*): Dropout on item embeddings before the GRU.
@@ -201,15 +205,24 @@ class RecurrentRecommenderConfig(SequentialRecommenderConfig):
 
     _default_embedding_dropout = 0.0
     _default_hidden_dropout = 0.0
+    attribute_map = {"max_position_embeddings": "max_history_length"}
 
     def __init__(
         self,
+        max_history_length: int | None = None,
         num_hidden_layers: int = 1,
         gru_hidden_size: int | None = None,
         embedding_dropout: float | None = None,
         hidden_dropout_prob: float | None = None,
         **kwargs,
     ):
+        if max_history_length is not None:
+            if kwargs.get("max_position_embeddings", max_history_length) != max_history_length:
+                raise ValueError(
+                    f"max_history_length={max_history_length} and max_position_embeddings="
+                    f"{kwargs['max_position_embeddings']} name the same window: give one"
+                )
+            kwargs["max_position_embeddings"] = max_history_length
         super().__init__(**kwargs)
         if gru_hidden_size is None:
             gru_hidden_size = self.hidden_size

@@ -26,9 +26,8 @@ class SASRecConfig(TransformerRecommenderConfig):
     """
 
     model_type = "sasrec"
-    training_objective = "causal"
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs):  # an explicit __init__ keeps transformers from turning the class into a dataclass
         super().__init__(**kwargs)
 
 

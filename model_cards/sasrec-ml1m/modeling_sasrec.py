@@ -11,13 +11,8 @@ import torch
 from torch import nn
 
 from .configuration_sasrec import SASRecConfig
-from .modeling_common import (
-    RecTransformerEncoder,
-    RecTransformerModelMixin,
-    SequentialRecommenderMixin,
-    SequentialRecommenderPreTrainedModel,
-    reversed_position_ids,
-)
+from .layers import RecTransformerEncoder, RecTransformerModelMixin, reversed_position_ids
+from .modeling_common import SequentialRecommenderMixin, SequentialRecommenderPreTrainedModel
 
 
 class SASRecEmbeddings(nn.Module):
