@@ -99,7 +99,7 @@ def _toy_ml100k() -> dict[str, str]:
 
 
 def dl_genres():
-    from hf_rec.data.loading import ML_100K_GENRES
+    from hf_rec.data.builtin import ML_100K_GENRES
 
     return ML_100K_GENRES
 

@@ -16,7 +16,7 @@ import yaml
 from hf_rec import HSTUConfig, HSTUForSequentialRecommendation, SASRecConfig, SASRecForSequentialRecommendation
 from hf_rec.data import dataset_fingerprint, load_sequential_dataset
 from hf_rec.data.collators import SequentialCollator
-from hf_rec.data.loading import BUILTIN_DATASETS
+from hf_rec.data.builtin import BUILTIN_DATASETS
 from hf_rec.evaluation import Evaluator
 from hf_rec.training import load_run_config, train
 from hf_rec.training.config import DataArgs, RunConfig

@@ -3,7 +3,8 @@
 `train` reads top to bottom: set up -> data and model -> optimiser, schedule, (resumed) state -> epochs (train one
 epoch, validate and keep the best, checkpoint, early stop) -> best weights -> test -> write the run folder. Its steps
 follow it in the same order; the helpers they use (accelerator, schedule, loader, run-folder and checkpoint
-handling) come before it.
+handling) come before it. (About 490 lines: everything the loop does on one process or many stays in this one file,
+so that it reads in one sitting; what a run writes and reads back is in run_folder.py.)
 """
 
 from __future__ import annotations
