@@ -6,6 +6,10 @@
     hf-rec push runs/sasrec-ml100k user/sasrec-ml100k
     hf-rec card runs/sasrec-ml100k --repo-id user/sasrec-ml100k --output README.md
     hf-rec study configs/studies/loss.yaml --data-dir ../shared/data/ml-100k --seeds 0,1,2
+    hf-rec serve runs/sasrec-ml100k --port 8000
+    hf-rec export runs/sasrec-ml100k exported/sasrec-ml100k
+    hf-rec index runs/sasrec-ml100k items.faiss --kind hnsw
+    hf-rec batch-score runs/sasrec-ml100k --data ml-100k --data-dir ../shared/data/ml-100k --output recs.parquet
 
 Heavy imports (torch, transformers) happen inside the commands, so `hf-rec --help` is fast.
 """
@@ -102,26 +106,61 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--dry-run", action="store_true", help="check every run config and print the plan; train nothing")
     study.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from finished runs")
     study.add_argument("overrides", nargs="*", help="extra section.key=value overrides for every run")
+
+    serve = commands.add_parser("serve", help="serve recommendations over HTTP (REST, FastAPI + uvicorn)",
+                                description="Serve MODEL: POST /recommend (raw item ids in and out), GET /health, "
+                                            "the schema at /docs. Needs the serve extra: pip install 'hf-rec[serve]'.")  # fmt: skip
+    serve.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
+    serve.add_argument("--trust-remote-code", action="store_true",
+                       help="allow a model that is no hf_rec family to run its own modeling code")  # fmt: skip
+    serve.add_argument("--max-users", type=int, default=1024, help="users per request at most (default: 1024)")
+    serve.add_argument("--max-k", type=int, default=1000, help="largest k accepted (default: 1000)")
+
+    export = commands.add_parser("export", help="export the user encoder to ONNX (+ the item table), checked with "
+                                                "onnxruntime", description="Write OUTPUT_DIR/user_encoder.onnx, "
+                                 "item_embeddings.safetensors and export_config.json, and check onnxruntime against "
+                                 "PyTorch on random histories. Needs the export extra.")  # fmt: skip
+    export.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    export.add_argument("output_dir", metavar="OUTPUT_DIR", help="folder to write (created if missing)")
+    export.add_argument("--check-users", type=int, default=256, help="random histories to check (default: 256)")
+    export.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
+
+    index = commands.add_parser("index", help="build a faiss index of the item embeddings (exact or approximate)",
+                                description="Build a faiss inner-product index of MODEL's item embeddings (special "
+                                            "ids left out; ids are item indices) and save it to OUTPUT_FILE. Needs the "
+                                            "export extra.")  # fmt: skip
+    index.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    index.add_argument("output_file", metavar="OUTPUT_FILE", help="index file to write (faiss format)")
+    index.add_argument("--kind", default="flat", choices=["flat", "hnsw", "ivf"], help="flat (exact, default), hnsw or ivf")
+    index.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
+
+    batch = commands.add_parser("batch-score", help="top-k for every user of a dataset or file, written to Parquet",
+                                description="Recommend the next items for every user (whole histories) of a dataset "
+                                            "or of a JSON-lines file of {\"user_id\", \"history\"} and write "
+                                            "user_id, item_ids, scores to a Parquet file, in bounded chunks.")  # fmt: skip
+    batch.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    source = batch.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="dataset name (ml-100k, ml-1m, amazon-scientific, amazon-beauty) or interaction file")
+    source.add_argument("--histories", help="JSON-lines file, one {\"user_id\": ..., \"history\": [raw ids]} per line")
+    batch.add_argument("--data-dir", default=None, help="folder with the dataset files (with --data)")
+    batch.add_argument("--output", required=True, help="Parquet file to write")
+    batch.add_argument("--k", type=int, default=10, help="items per user (default: 10)")
+    batch.add_argument("--include-seen", action="store_true", help="allow items of the history in the output")
+    batch.add_argument("--chunk-size", type=int, default=4096, help="users scored per chunk (default: 4096)")
+    batch.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
     return parser
 
 
 # ---------------------------------------------------------------------------------------------- commands
 def _evaluate(args) -> int:
-    from .data import load_sequential_dataset
     from .evaluation import Evaluator
     from .hub.push import load_recommender
 
     model, tokenizer = load_recommender(args.model, revision=args.revision)
-    options = {k: v for k, v in tokenizer.metadata.get("options", {}).items() if k != "item_text"}
-    splits, data_tokenizer = load_sequential_dataset(args.data, args.data_dir, **options)
-    # The model's item indices must be the data's: same items in the same order (added items may follow).
-    model_items = tokenizer.item_ids[: data_tokenizer.num_items]
-    if data_tokenizer.item_ids != model_items:
-        raise SystemExit(
-            f"hf-rec evaluate: the items of {args.data!r} (options {options}) do not match the model's "
-            f"item_tokenizer.json ({data_tokenizer.num_items} vs {tokenizer.num_items} items): "
-            "evaluate on the dataset and options the model was trained with"
-        )
+    splits = _model_dataset(args, tokenizer)
     evaluator = Evaluator(
         splits[args.split],
         ks=args.ks,
@@ -140,6 +179,22 @@ def _evaluate(args) -> int:
         atomic_write_text(args.output, text + "\n")
     print(text)
     return 0
+
+
+def _model_dataset(args, tokenizer):
+    """The splits of `args.data` with the options the model was trained with; its items must be the model's."""
+    from .data import load_sequential_dataset
+
+    options = {k: v for k, v in tokenizer.metadata.get("options", {}).items() if k != "item_text"}
+    splits, data_tokenizer = load_sequential_dataset(args.data, args.data_dir, **options)
+    # The model's item indices must be the data's: same items in the same order (added items may follow).
+    if data_tokenizer.item_ids != tokenizer.item_ids[: data_tokenizer.num_items]:
+        raise ValueError(
+            f"the items of {args.data!r} (options {options}) do not match the model's item_tokenizer.json "
+            f"({data_tokenizer.num_items} vs {tokenizer.num_items} items): use the dataset and options the model was "
+            "trained with"
+        )
+    return splits
 
 
 def _recommend(args) -> int:
@@ -208,7 +263,57 @@ def _study(args) -> int:
         raise SystemExit(f"hf-rec study: {err}") from None
 
 
-COMMANDS = {"study": _study, "evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card}
+def _serve(args) -> int:
+    try:
+        import uvicorn
+
+        from .serving.service import create_app
+    except ImportError as err:
+        raise ValueError(f"serving needs the serve extra ({err.name} is missing): pip install 'hf-rec[serve]'") from None
+    app = create_app(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code,
+                     max_users=args.max_users, max_k=args.max_k)  # fmt: skip
+    uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
+def _export(args) -> int:
+    from .hub import load_recommender
+    from .serving.export import export_onnx
+
+    model, _ = load_recommender(args.model, revision=args.revision)
+    config = export_onnx(model, args.output_dir, check_users=args.check_users)
+    print(json.dumps({"output_dir": args.output_dir, **config["check"]}, indent=1))
+    return 0
+
+
+def _index(args) -> int:
+    from .hub import load_recommender
+    from .serving.index import build_index, save_index
+
+    model, _ = load_recommender(args.model, revision=args.revision)
+    index = build_index(model.get_item_embeddings(), model.config.special_ids, kind=args.kind)
+    save_index(index, args.output_file)
+    print(f"{args.kind} index of {index.ntotal} items written to {args.output_file}")
+    return 0
+
+
+def _batch_score(args) -> int:
+    from .hub import load_recommender
+    from .serving.batch import dataset_histories, jsonl_histories, write_recommendations
+
+    model, tokenizer = load_recommender(args.model, revision=args.revision)
+    if args.histories:
+        histories = jsonl_histories(args.histories, tokenizer)
+    else:
+        histories = dataset_histories(_model_dataset(args, tokenizer)["test"])
+    report = write_recommendations(model, tokenizer, histories, args.output, k=args.k,
+                                   exclude_seen=not args.include_seen, chunk_size=args.chunk_size)  # fmt: skip
+    print(json.dumps({"output": args.output, **report}, indent=1))
+    return 0
+
+
+COMMANDS = {"study": _study, "evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card,
+            "serve": _serve, "export": _export, "index": _index, "batch-score": _batch_score}
 
 
 def _int_list(text: str) -> list[int]:
