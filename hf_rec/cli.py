@@ -151,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--include-seen", action="store_true", help="allow items of the history in the output")
     batch.add_argument("--chunk-size", type=int, default=4096, help="users scored per chunk (default: 4096)")
     batch.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
+
+    demo = commands.add_parser("demo", help="a Gradio page to try the model (search, build a history, recommend)",
+                               description="Serve a Gradio page for MODEL. With --data, a second tab shows real "
+                                           "users' histories next to the recommendations. Needs the demo extra.")  # fmt: skip
+    demo.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    demo.add_argument("--data", default=None, help="dataset for titles and real users (e.g. ml-1m)")
+    demo.add_argument("--data-dir", default=None, help="folder with the dataset files")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    demo.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
     return parser
 
 
@@ -312,8 +322,21 @@ def _batch_score(args) -> int:
     return 0
 
 
+def _demo(args) -> int:
+    try:
+        from .serving.demo import build_demo
+
+        import gradio  # noqa: F401
+    except ImportError as err:
+        raise ValueError(f"the demo needs the demo extra ({err.name} is missing): pip install 'hf-rec[demo]'") from None
+    build_demo(args.model, data=args.data, data_dir=args.data_dir, revision=args.revision).launch(
+        server_name=args.host, server_port=args.port
+    )
+    return 0
+
+
 COMMANDS = {"study": _study, "evaluate": _evaluate, "recommend": _recommend, "push": _push, "card": _card,
-            "serve": _serve, "export": _export, "index": _index, "batch-score": _batch_score}
+            "serve": _serve, "export": _export, "index": _index, "batch-score": _batch_score, "demo": _demo}
 
 
 def _int_list(text: str) -> list[int]:
