@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                          "default: main)")  # fmt: skip
     push.add_argument("--message", default=None, help="commit message")
     push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    push.add_argument("--with-app", action="store_true", help="also upload app.py + requirements.txt: a Gradio demo "
+                                                              "that runs as a Space without hf_rec")  # fmt: skip
 
     card = commands.add_parser("card", help="re-render the model card (README.md) of a run folder",
                                description="Re-render a run folder's model card from metrics.json and "
@@ -239,7 +241,7 @@ def _push(args) -> int:
 
     commit = push_to_hub(
         args.run_folder, args.repo_id, revision=args.revision, private=args.private,
-        commit_message=args.message, create_pr=args.create_pr,
+        commit_message=args.message, create_pr=args.create_pr, with_app=args.with_app,
     )  # fmt: skip
     print(json.dumps({"repo_id": args.repo_id, "commit": commit.oid, "commit_url": commit.commit_url,
                       "pr_url": commit.pr_url}))  # fmt: skip

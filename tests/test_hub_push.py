@@ -256,3 +256,34 @@ def test_export_writes_the_hub_repo_files_locally_without_local_paths_or_item_te
     torch.testing.assert_close(model.recommend([[3, 7, 1]])[1], load_recommender(run)[0].recommend([[3, 7, 1]])[1])
     with pytest.raises(ValueError, match="already exists"):
         export_run_folder(run, out)
+
+
+_RUN_SPACE_APP = """
+import json, runpy, sys
+sys.modules["hf_rec"] = None  # the app must run where hf_rec is absent (a Space installs requirements.txt only)
+app = runpy.run_path(sys.argv[1])  # builds the page, does not launch it (__name__ is not "__main__")
+assert type(app["model"]).__module__.startswith("transformers_modules"), type(app["model"]).__module__
+assert app["demo"].__class__.__name__ == "Blocks"
+print(json.dumps(app["recommend_items"](json.loads(sys.argv[2]), 5)))
+"""
+
+
+def test_push_with_app_runs_as_a_space_without_hf_rec(hub_server, tmp_path):
+    pytest.importorskip("gradio", reason="the demo extra is not installed: pip install 'hf-rec[demo]'")
+    from huggingface_hub import hf_hub_download
+
+    folder = tiny_model_folder("narm")
+    repo = unique_repo_id("tiny-narm-app")
+    push_to_hub(folder, repo, with_app=True)
+    files = set(list_repo_files(repo))
+    assert {"app.py", "requirements.txt", "item_tokenizer.json", "config.json"} <= files
+    app = hf_hub_download(repo, "app.py", cache_dir=tmp_path)
+    assert f'os.environ.get("HF_REC_MODEL", "{repo}")' in open(app).read()
+    history = ["i3", "nope", "i7", "i1"]  # an unknown id is dropped
+    result = run_python_fresh(_RUN_SPACE_APP, hub_server.endpoint, args=[app, json.dumps(history)])
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    model, tok = load_recommender(folder)
+    indices, scores = model.recommend([tok.encode(["i3", "i7", "i1"])], k=5)
+    assert [row[1] for row in rows] == tok.decode(indices[0].tolist())
+    assert [row[3] for row in rows] == pytest.approx([round(s, 4) for s in scores[0].tolist()], abs=1e-4)
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5]

@@ -204,6 +204,16 @@ def export_run_folder(run_folder: str | os.PathLike, destination: str | os.PathL
 
 
 # ---------------------------------------------------------------------------------------------- push
+SPACE_REQUIREMENTS = "torch>=2.6,<3\ntransformers>=5.17,<6\nhuggingface_hub>=1.0\ngradio>=5,<7\n"
+
+
+def space_app_files(repo_id: str) -> dict[str, bytes]:
+    """`app.py` (a Gradio demo that loads `repo_id` with `trust_remote_code`, no hf_rec needed) and its
+    `requirements.txt`."""
+    template = (Path(__file__).parent / "templates" / "space_app.py").read_text(encoding="utf-8")
+    return {"app.py": template.replace("{repo_id}", repo_id).encode(), "requirements.txt": SPACE_REQUIREMENTS.encode()}
+
+
 def push_to_hub(
     run_folder_or_model: Any,
     repo_id: str,
@@ -216,6 +226,7 @@ def push_to_hub(
     create_pr: bool = False,
     tokenizer: ItemTokenizer | None = None,
     endpoint: str | None = None,
+    with_app: bool = False,
 ):
     """Upload a run folder (or a model + its ItemTokenizer) to `repo_id` in one commit.
 
@@ -231,6 +242,8 @@ def push_to_hub(
         create_pr (`bool`, defaults to `False`): Open a pull request instead of committing to the branch.
         tokenizer (`ItemTokenizer`, *optional*): Only when a model object is pushed.
         endpoint (`str`, *optional*): Hub URL; default `HF_ENDPOINT` or huggingface.co.
+        with_app (`bool`, defaults to `False`): Also upload `app.py` + `requirements.txt`: a Gradio demo that runs
+            without hf_rec (the model's own code via `trust_remote_code`), as a Space or with `python app.py`.
 
     Returns:
         `huggingface_hub.CommitInfo` (`.oid` = commit sha, `.commit_url`, `.repo_url`, `.pr_url`).
@@ -253,7 +266,7 @@ def push_to_hub(
             tokenizer.save_pretrained(tmp)
             return push_to_hub(
                 tmp, repo_id, revision=branch, private=private, commit_message=commit_message, token=token,
-                create_pr=create_pr, endpoint=endpoint,
+                create_pr=create_pr, endpoint=endpoint, with_app=with_app,
             )  # fmt: skip
     if tokenizer is not None:
         raise ValueError("tokenizer= is only for model objects: a run folder carries its own item_tokenizer.json")
@@ -263,6 +276,9 @@ def push_to_hub(
     family = json.loads((folder / "config.json").read_text())["model_type"]
     operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=_public_copy(folder, f)) for f in files]
     operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=_render_card(folder, repo_id)))
+    if with_app:
+        operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content)
+                       for name, content in space_app_files(repo_id).items()]  # fmt: skip
 
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

@@ -291,7 +291,7 @@ class HSTUForSequentialRecommendation(SequentialRecommenderMixin, HSTUPreTrained
     Trains with any hf_rec `loss_type`. The reference trains with a sampled softmax over 128 uniform negatives per
     position (`loss_type="sampled_softmax"`, `num_negatives=128`; hf_rec shares the negatives across the batch);
     full cross-entropy (`"ce"`) is hf_rec's default. `forward` and `get_user_embeddings` pass optional `timestamps`
-    to [`HSTUModel.forward`]; `recommend` takes item histories only, so it uses the position bias.
+    to [`HSTUModel.forward`], and `recommend(histories, timestamps=...)` builds them from per-history Unix times.
     """
 
     training_objective = "causal"
