@@ -173,3 +173,26 @@ def test_request_batcher_merges_waiting_requests():
     assert all(results[n] == [f"u{n}-{n % 2}", f"v{n}-{n % 2}"] for n in range(16) if n != 7)
     assert len(calls) < 16 + 8  # merged: fewer calls than requests, even with the bad one retried alone
     assert max(calls) > 2
+
+
+def test_request_batcher_never_leaves_a_request_waiting_after_a_fault():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hf_rec.serving.service import RequestBatcher
+
+    def score(users, options):
+        time.sleep(0.02)
+        raise RuntimeError("out of memory")
+
+    batcher = RequestBatcher(score, max_users=100)
+
+    def submit(n):
+        try:
+            batcher([n], options=0)
+        except RuntimeError as err:
+            return str(err)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(submit, range(8), timeout=30)) == ["out of memory"] * 8
+    with ThreadPoolExecutor(1) as pool:  # the batcher is idle again: a new request is scored, not queued forever
+        assert pool.submit(submit, 99).result(timeout=10) == "out of memory"

@@ -112,13 +112,18 @@ class RequestBatcher:
     def _run(self, jobs: list[dict], options: tuple) -> None:
         try:
             rows = self.score([user for job in jobs for user in job["users"]], options)
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError) as err:  # bad input
             if len(jobs) > 1:  # find the request that failed: each on its own
                 for job in jobs:
                     self._run([job], options)
                 return
             jobs[0]["error"] = err
             jobs[0]["done"].set()
+            return
+        except Exception as err:  # a fault of the service: every waiting request gets it, none waits forever
+            for job in jobs:
+                job["error"] = err
+                job["done"].set()
             return
         for job in jobs:
             job["rows"], rows = rows[: len(job["users"])], rows[len(job["users"]) :]
