@@ -327,9 +327,13 @@ class SequentialRecommenderMixin:
         k = check_k(k)  # before any work
         if exclude is not None and len(exclude) != len(histories):
             raise ValueError(f"got {len(exclude)} exclusion lists for {len(histories)} histories")
-        uses_time = timestamps is not None and getattr(self.config, "use_time_bias", False)
-        if uses_time:
-            self.timestamps_to_inputs(timestamps, histories)  # every row checked before any work
+        times = None
+        if timestamps is not None and getattr(self.config, "use_time_bias", False):
+            if len(timestamps) != len(histories):
+                raise ValueError(f"got {len(timestamps)} timestamp lists for {len(histories)} histories")
+            # every batch's times built (and every row checked) before any scoring
+            times = [self.timestamps_to_inputs(timestamps[s : s + batch_size], histories[s : s + batch_size])
+                     for s in range(0, len(histories), batch_size)]  # fmt: skip
         was_training = self.training
         self.eval()
         device = self.get_item_embeddings().device
@@ -339,10 +343,7 @@ class SequentialRecommenderMixin:
             for start in range(0, len(histories), batch_size):
                 batch = histories[start : start + batch_size]
                 input_ids, attention_mask = self.histories_to_inputs(batch)
-                inputs = {}
-                if uses_time:
-                    times = self.timestamps_to_inputs(timestamps[start : start + batch_size], batch)
-                    inputs["timestamps"] = times.to(device)
+                inputs = {} if times is None else {"timestamps": times[start // batch_size].to(device)}
                 user_embeddings = self.get_user_embeddings(input_ids.to(device), attention_mask.to(device), **inputs)
                 indices, scores = topk_items(
                     user_embeddings,

@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..atomic import atomic_open
+
 __all__ = ["dataset_histories", "jsonl_histories", "write_recommendations"]
 
 
@@ -50,18 +52,16 @@ def write_recommendations(
     progress: bool = True,
 ) -> dict:
     """Score `histories` in chunks of `chunk_size` users and append each chunk to the Parquet file `output` (written
-    under a temporary name and renamed at the end). Returns `{"users": n, "seconds": s, "users_per_second": r}`."""
+    under a temporary name and renamed at the end, `hf_rec.atomic`). Returns `{"users": n, "seconds": s, "users_per_second": r}`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
-    output = Path(output)
-    partial = output.with_name(output.name + ".partial")
     schema = pa.schema([("user_id", pa.string()), ("item_ids", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))])
     model.eval()
     start, users = time.perf_counter(), 0
     bar = tqdm(desc="scoring users", unit="user", disable=not progress)
-    with pq.ParquetWriter(str(partial), schema) as writer:
+    with atomic_open(output, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
         chunk: list[tuple[str, list[int]]] = []
         for entry in itertools.chain(histories, [None]):  # None: flush the last chunk
             if entry is not None:
@@ -71,14 +71,14 @@ def write_recommendations(
             if not chunk:
                 break
             indices, scores = model.recommend([h for _, h in chunk], k=k, exclude_seen=exclude_seen)
-            item_ids = [[tokenizer.convert_index_to_id(i) for i in row if i >= 0] for row in indices.tolist()]
-            row_scores = [[s for i, s in zip(ri, rs) if i >= 0] for ri, rs in zip(indices.tolist(), scores.tolist())]
+            indices, scores = indices.tolist(), scores.tolist()
+            item_ids = [[tokenizer.convert_index_to_id(i) for i in row if i >= 0] for row in indices]
+            row_scores = [[s for i, s in zip(ri, rs) if i >= 0] for ri, rs in zip(indices, scores)]
             writer.write_table(pa.table({"user_id": [u for u, _ in chunk], "item_ids": item_ids, "scores": row_scores},
                                         schema=schema))  # fmt: skip
             users += len(chunk)
             bar.update(len(chunk))
             chunk = []
     bar.close()
-    partial.replace(output)
     seconds = time.perf_counter() - start
     return {"users": users, "seconds": seconds, "users_per_second": users / seconds if seconds else float("inf")}

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_bytes
+
 __all__ = ["INDEX_KINDS", "build_index", "load_index", "save_index", "search_index"]
 
 INDEX_KINDS = ("flat", "hnsw", "ivf")
@@ -69,14 +71,13 @@ def search_index(
     """Top-`k` item indices and scores per user (`[U, k]`, best first); `exclude` (per-user item indices, e.g. the
     history) never returned; -1 / -inf where fewer than `k` items are left."""
     users = np.ascontiguousarray(torch.as_tensor(user_embeddings).detach().cpu().float().numpy())
-    extra = max((len(set(e)) for e in exclude), default=0) if exclude is not None else 0
-    fetch = min(k + extra, index.ntotal)
+    banned = [set(map(int, items)) for items in exclude] if exclude is not None else [set()] * len(users)
+    fetch = min(k + max((len(b) for b in banned), default=0), index.ntotal)
     scores, ids = index.search(users, fetch)
     out_ids = np.full((len(users), k), -1, dtype=np.int64)
     out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
     for row in range(len(users)):
-        banned = set(exclude[row]) if exclude is not None else set()
-        keep = [(i, s) for i, s in zip(ids[row], scores[row]) if i >= 0 and int(i) not in banned][:k]
+        keep = [(i, s) for i, s in zip(ids[row], scores[row]) if i >= 0 and int(i) not in banned[row]][:k]
         if keep:
             out_ids[row, : len(keep)] = [i for i, _ in keep]
             out_scores[row, : len(keep)] = [s for _, s in keep]
@@ -84,12 +85,8 @@ def search_index(
 
 
 def save_index(index, path: str | Path) -> None:
-    """`faiss.write_index` to a temporary name, then one rename (a reader never sees half a file)."""
-    faiss = _faiss()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    faiss.write_index(index, str(tmp))
-    tmp.replace(path)
+    """The index in faiss's own format, written atomically (a reader never sees half a file)."""
+    atomic_write_bytes(path, _faiss().serialize_index(index).tobytes())
 
 
 def load_index(path: str | Path):
