@@ -22,7 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_llmrec import run_child  # noqa: E402  (sibling benchmark scripts)
 from bench_scale import peak_memory_mib  # noqa: E402
-MODES = {"init": "configs/llmrec-scientific-init.yaml", "lora": "configs/llmrec-scientific-lora.yaml"}
+# name: (config, overrides). "lora" is the shipped cheap recipe (top block only, 256 items re-encoded per step);
+# "lora-full" the unrestricted step of the same recipe (LoRA on every block, every distinct item of the batch).
+MODES = {
+    "init": ("configs/llmrec-scientific-init.yaml", []),
+    "lora": ("configs/llmrec-scientific-lora.yaml", []),
+    "lora-full": ("configs/llmrec-scientific-lora.yaml", ["model.lora_layers=null", "model.lora_items_per_step=null"]),
+}
 
 
 def measure(mode: str, data_dir: str | None, steps: int, device_name: str) -> dict:
@@ -35,7 +41,8 @@ def measure(mode: str, data_dir: str | None, steps: int, device_name: str) -> di
     from hf_rec.training.loop import build_model
 
     device = torch.device(device_name)
-    run = load_run_config(REPO / MODES[mode], [f"data.data_dir={data_dir}"] if data_dir else [])
+    config, overrides = MODES[mode]
+    run = load_run_config(REPO / config, overrides + ([f"data.data_dir={data_dir}"] if data_dir else []))
     splits, tokenizer = load_sequential_dataset(run.data.name, run.data.data_dir)
     start = time.perf_counter()
     model = build_model(run, tokenizer).to(device)  # init mode encodes the catalogue here (cached on disk after)
@@ -64,7 +71,7 @@ def measure(mode: str, data_dir: str | None, steps: int, device_name: str) -> di
     step_seconds = sorted(times)[len(times) // 2]
     steps_per_epoch = math.ceil(len(rows) / batch_size)
     return {
-        "mode": mode, "config": MODES[mode], "trainable_params": trainable, "total_params": total,
+        "mode": mode, "config": " ".join([config, *overrides]), "trainable_params": trainable, "total_params": total,
         "batch_size": batch_size, "step_seconds": step_seconds, "steps_per_epoch": steps_per_epoch,
         "epoch_seconds_extrapolated": step_seconds * steps_per_epoch, "build_seconds": build_seconds,
         "peak_memory_mib": peak_memory_mib(device), "device": device_name, "torch_threads": torch.get_num_threads(),
@@ -77,13 +84,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed optimiser steps per mode")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="write a Markdown table here")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)  # child process: one mode
     args = parser.parse_args()
     if args.only:
         print("RESULT " + json.dumps(measure(args.only, args.data_dir, args.steps, args.device)))
         return
     results = []
-    for mode in MODES:
+    for mode in args.modes.split(","):
         cmd = [sys.executable, __file__, "--only", mode, "--steps", str(args.steps), "--device", args.device]
         if args.data_dir:
             cmd += ["--data-dir", args.data_dir]

@@ -23,17 +23,24 @@ def item_texts():
 
 
 def make_backbone(path, kind: str):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoModel
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(item_texts() + ["item", "new"] + [str(i) for i in range(40)],
-                            trainers.WordLevelTrainer(special_tokens=specials))
+    corpus = item_texts() + ["item", "new"] + [str(i) for i in range(40)]
+    if kind == "qwen2":  # AutoTokenizer loads Qwen2's own (byte-level BPE) class, which reads a word-level vocab as empty
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    else:
+        tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=specials))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
                                    sep_token="[SEP]", eos_token="[SEP]")
-    common = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    common = dict(vocab_size=400 if kind == "qwen2" else 100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                   max_position_embeddings=64, pad_token_id=0)
     if kind == "bert":
         config = BertConfig(**common)
@@ -109,6 +116,7 @@ CASES = [
     ("llama", dict(mode="lora")),
     ("qwen2", dict(mode="lora", item_representation="text+id", loss_type="sampled_softmax", num_negatives=8,
                    backbone_gradient_checkpointing=True)),
+    ("bert", dict(mode="lora", lora_layers=1, lora_items_per_step=6, item_representation="text+id")),
 ]
 
 
@@ -239,6 +247,89 @@ def test_lora_cache_refresh_after_step(backbones, item_tokenizer):
     torch.testing.assert_close(model.model.items.projection(fresh), table[1:5], rtol=1e-4, atol=1e-5)
 
 
+# ---- cheap LoRA: cached frozen lower blocks (`lora_layers`), few items re-encoded per step (`lora_items_per_step`) ----
+
+
+@pytest.mark.parametrize("kind", ["bert", "llama", "qwen2"])
+def test_top_layers_on_cached_states_equal_a_full_forward(kind, backbones, item_tokenizer, tmp_path):
+    """After training (LoRA weights no longer zero), the top block run on the cached states entering it gives what a
+    full backbone forward gives, for every item (eval mode); the model saved and reloaded (cache rebuilt) scores the
+    same; gradients reach every LoRA parameter of the trained block and nothing below it."""
+    model = build(backbones[kind], item_tokenizer, mode="lora", lora_layers=1, item_representation="text+id")
+    backbone_names = [n for n, p in model.named_parameters() if p.requires_grad and ".backbone." in n]
+    assert backbone_names and all("lora_" in n and (".layer.1." in n or ".layers.1." in n) for n in backbone_names)
+    model.train()
+    model(**make_batch()).loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if ".backbone." in n}
+    assert all(grads[n] is not None for n in backbone_names)
+    assert all(grads[n].abs().sum() > 0 for n in backbone_names if "lora_B" in n)
+    assert all(g is None for n, g in grads.items() if n not in backbone_names)  # frozen: no gradient at all
+    model.zero_grad()
+    train_steps(model, steps=5, lr=5e-2)
+    items = model.model.items
+    assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+
+    model.eval()
+    rows = torch.nonzero(items.text_attention_mask.sum(1) > 0).squeeze(1)
+    with torch.no_grad():
+        split = items.encode_rows(rows)
+        full = items.encode_tokens(items.text_input_ids[rows], items.text_attention_mask[rows])
+    torch.testing.assert_close(split, full, rtol=1e-4, atol=1e-5)
+    before = scores(model)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequentialRecommendation.from_pretrained(tmp_path)
+    assert loaded.config.lora_layers == 1 and loaded.model.items.layer_states is None  # not saved: rebuilt on use
+    torch.testing.assert_close(scores(loaded), before)
+    loaded.refresh_item_cache()
+    torch.testing.assert_close(scores(loaded), before, rtol=1e-4, atol=1e-5)
+
+
+def test_items_per_step_budget(backbones, item_tokenizer):
+    """With `lora_items_per_step=3` exactly 3 distinct items of the batch are re-encoded through the backbone (their
+    rows depend on the LoRA weights); every other row comes from the cached table."""
+    model = build(backbones["bert"], item_tokenizer, mode="lora", lora_layers=2, lora_items_per_step=3)
+    model.train()
+    batch = make_batch()
+    assert len(torch.unique(batch["input_ids"])) > 3
+    table = model.model.items.batch_table(batch["input_ids"].flatten())
+    lora_b = next(p for n, p in model.named_parameters() if "lora_B" in n)
+    dependent = [i for i in range(len(table))  # (lora_B starts at zero: its gradient is not)
+                 if torch.autograd.grad(table[i].sum(), lora_b, retain_graph=True)[0].abs().sum() > 0]
+    assert len(dependent) == 3 and set(dependent) <= set(batch["input_ids"].flatten().tolist()), dependent
+
+
+def test_layer_state_disk_cache_and_bad_settings(backbones, item_tokenizer, monkeypatch):
+    import os
+    import shutil
+    from pathlib import Path
+
+    import hf_rec.models.llmrec_text as m
+
+    folder = Path(os.environ["HF_HOME"]) / "hf_rec" / "layer_states"
+    shutil.rmtree(folder, ignore_errors=True)
+    first = build(backbones["llama"], item_tokenizer, mode="lora", lora_layers=1).model.items.layer_states.clone()
+    files = list(folder.glob("*.safetensors"))
+    assert len(files) == 1
+    real = m.LLMRecItemEncoder._compute_layer_states
+    monkeypatch.setattr(m.LLMRecItemEncoder, "_compute_layer_states",
+                        lambda self: (_ for _ in ()).throw(AssertionError("recomputed")))
+    torch.testing.assert_close(build(backbones["llama"], item_tokenizer, mode="lora", lora_layers=1).model.items.layer_states, first)
+    # another trained depth is another cache entry
+    with pytest.raises(AssertionError, match="recomputed"):
+        build(backbones["llama"], item_tokenizer, mode="lora", lora_layers=2)
+    files[0].write_bytes(files[0].read_bytes()[:50])  # a truncated file is recomputed and rewritten
+    monkeypatch.setattr(m.LLMRecItemEncoder, "_compute_layer_states", real)
+    torch.testing.assert_close(build(backbones["llama"], item_tokenizer, mode="lora", lora_layers=1).model.items.layer_states, first)
+    assert len(list(folder.glob("*.safetensors"))) == 1
+
+    with pytest.raises(ValueError, match="lora_layers=3 but backbone .* has 2 blocks"):
+        build(backbones["bert"], item_tokenizer, mode="lora", lora_layers=3)
+    with pytest.raises(ValueError, match="lora_items_per_step=4 needs mode='lora'"):
+        LLMRecConfig(mode="init", lora_items_per_step=4)
+    with pytest.raises(ValueError, match="lora_layers must be an integer >= 1"):
+        LLMRecConfig(mode="lora", lora_layers=0)
+
+
 def test_bad_inputs(backbones, item_tokenizer, tmp_path):
     with pytest.raises(ValueError, match="does-not-exist"):
         build(str(tmp_path / "does-not-exist"), item_tokenizer)
@@ -274,7 +365,7 @@ def test_text_embedding_disk_cache(backbones, item_tokenizer, monkeypatch):
     torch.testing.assert_close(build(backbones["bert"], item_tokenizer).model.items.text_embeddings, table)
     from safetensors.torch import load_file
 
-    assert load_file(str(file))["text_embeddings"].shape[1] == table.shape[1]  # rewritten, readable
+    assert load_file(str(file))["cached"].shape[1] == table.shape[1]  # rewritten, readable
 
 
 def test_cold_start_split():

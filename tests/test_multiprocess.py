@@ -108,16 +108,18 @@ def test_two_process_resume_continues_exactly(two_process_runs):
 
 @pytest.mark.slow
 def test_lora_trains_on_two_processes(ml100k_dir, backbones, tmp_path):
-    """LLMRec `lora` under DDP: a BERT backbone with a pooling layer and a Llama, two epochs each (a parameter
-    without gradient would fail the second step); the catalogue re-encoded in shares across the processes equals a
-    one-process re-encoding."""
+    """LLMRec `lora` under DDP: a BERT backbone with a pooling layer and a Llama on the cheap path (top block only on
+    cached lower states, 32 items re-encoded per step), two epochs each (a parameter without gradient would fail the
+    second step); the catalogue re-encoded in shares across the processes equals a one-process re-encoding."""
     from hf_rec import AutoModelForSequentialRecommendation
 
     args = []
     for kind in ("bert", "llama"):
+        cheap = {"lora_layers": 1, "lora_items_per_step": 32} if kind == "llama" else {}
         raw = tiny_raw(ml100k_dir, training={"batch_size": 128, "log_every": 50}, model={
             "family": "llmrec", "mode": "lora", "backbone_name_or_path": backbones[kind], "lora_r": 2,
-            "max_text_length": 8, "item_representation": "text", "loss_type": "sampled_softmax", "num_negatives": 16})
+            "max_text_length": 8, "item_representation": "text", "loss_type": "sampled_softmax", "num_negatives": 16,
+            **cheap})
         args += [write_config(tmp_path / f"{kind}.yaml", raw), tmp_path / kind]
     launch_two_processes(*args)
     for kind in ("bert", "llama"):

@@ -53,6 +53,14 @@ class LLMRecConfig(TransformerRecommenderConfig):
         lora_dropout (`float`, *optional*, defaults to 0.0): LoRA settings (`mode="lora"`).
         lora_target_modules (`str` or `list[str]`, *optional*, defaults to `"all-linear"`): Backbone modules that get
             adapters (peft's syntax: `"all-linear"` or module-name suffixes).
+        lora_layers (`int`, *optional*): Train only the top `lora_layers` blocks of the backbone (`mode="lora"`): they
+            get the LoRA adapters, the blocks below stay frozen and the hidden states entering the first trained block
+            are computed once per item text and cached (on disk under `$HF_HOME/hf_rec/layer_states`, and in memory),
+            so a step and a catalogue refresh run only the top blocks. `None`: LoRA on every block, full forwards.
+        lora_items_per_step (`int`, *optional*): At most this many distinct items of a training batch are re-encoded
+            through the backbone with gradients (a random subset, `mode="lora"`); the batch's other items and all
+            negatives are read from the cached item table (updated with every fresh encoding, re-encoded before
+            each evaluation). `None`: every distinct item of the batch.
         backbone_gradient_checkpointing (`bool`, *optional*, defaults to `False`): Recompute backbone activations in
             the backward pass (`mode="lora"`).
         backbone_bf16 (`bool`, *optional*, defaults to `True`): Run the backbone under bf16 autocast on CUDA.
@@ -76,6 +84,8 @@ class LLMRecConfig(TransformerRecommenderConfig):
         lora_alpha: int = 16,
         lora_dropout: float = 0.0,
         lora_target_modules: str | list[str] = "all-linear",
+        lora_layers: int | None = None,
+        lora_items_per_step: int | None = None,
         backbone_gradient_checkpointing: bool = False,
         backbone_bf16: bool = True,
         text_batch_size: int = 64,
@@ -108,6 +118,11 @@ class LLMRecConfig(TransformerRecommenderConfig):
             raise ValueError(
                 f"lora_target_modules must be 'all-linear' or a list of module names, got {lora_target_modules!r}"
             )
+        for name, value in (("lora_layers", lora_layers), ("lora_items_per_step", lora_items_per_step)):
+            if value is not None:
+                _check_int(name, value, minimum=1)
+                if mode != "lora":
+                    raise ValueError(f"{name}={value} needs mode='lora' (mode is {mode!r})")
         _check_int("text_batch_size", text_batch_size, minimum=1)
         self.backbone_name_or_path = backbone_name_or_path
         self.backbone_config = backbone_config
@@ -122,6 +137,8 @@ class LLMRecConfig(TransformerRecommenderConfig):
         self.lora_alpha = lora_alpha
         self.lora_dropout = float(lora_dropout)
         self.lora_target_modules = lora_target_modules
+        self.lora_layers = lora_layers
+        self.lora_items_per_step = lora_items_per_step
         self.backbone_gradient_checkpointing = bool(backbone_gradient_checkpointing)
         self.backbone_bf16 = bool(backbone_bf16)
         self.text_batch_size = text_batch_size

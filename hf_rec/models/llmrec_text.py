@@ -9,6 +9,7 @@ transformers, safetensors (lazily) and the standard library.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,8 +23,6 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from .configuration_llmrec import LLMRecConfig
 
 logger = logging.getLogger(__name__)
-
-
 
 
 def _looks_like_path(name: str) -> bool:
@@ -94,17 +93,47 @@ def pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor, pooling: str
     return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-def text_cache_file(backbone_id: str, pooling: str, max_length: int, texts: list[str]) -> Path:
-    """`$HF_HOME/hf_rec/text_embeddings/<sha256(backbone id + pooling + max_len + all texts)>.safetensors`."""
+def cache_file(kind: str, backbone_id: str, *key) -> Path:
+    """`$HF_HOME/hf_rec/<kind>/<sha256>.safetensors`: the hash covers the backbone (its id and, for a local folder or
+    an installed copy, the names, sizes and times of its weight files, which change with its revision) and `key`
+    (JSON values: pooling, layer, max length, the texts or a digest of their tokens)."""
     digest = hashlib.sha256()
-    path = Path(backbone_id).expanduser()
-    if path.is_dir():  # a local folder: its weights may change under the same name
-        for file in sorted(path.glob("*.safetensors")) + sorted(path.glob("config.json")):
+    try:
+        folder = Path(resolve_backbone_path(backbone_id)).expanduser()
+    except ValueError:
+        folder = Path(backbone_id).expanduser()
+    if folder.is_dir():
+        for file in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("config.json")):
             stat = file.stat()
             digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    digest.update(json.dumps([backbone_id, pooling, max_length, texts], ensure_ascii=False).encode("utf-8"))
+    digest.update(json.dumps([backbone_id, *key], ensure_ascii=False).encode("utf-8"))
     home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
-    return home / "hf_rec" / "text_embeddings" / f"{digest.hexdigest()}.safetensors"
+    return home / "hf_rec" / kind / f"{digest.hexdigest()}.safetensors"
+
+
+def load_cached_tensor(file: Path, rows: int) -> torch.Tensor | None:
+    """The tensor cached in `file` when it is readable and has `rows` rows, else None (a truncated or foreign file is
+    logged and recomputed by the caller, never an error)."""
+    from safetensors.torch import load_file
+
+    if not file.is_file():
+        return None
+    try:
+        cached = load_file(str(file))["cached"]
+    except Exception as err:
+        logger.warning("cache file %s is unreadable (%s); recomputing it", file, err)
+        return None
+    return cached if cached.shape[0] == rows else None
+
+
+def save_cached_tensor(file: Path, tensor: torch.Tensor) -> None:
+    """Write `tensor` to `file` atomically (a temporary file renamed into place: readers never see half a file)."""
+    from safetensors.torch import save_file
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(f".tmp{os.getpid()}")
+    save_file({"cached": tensor.contiguous()}, str(tmp))
+    os.replace(tmp, file)
 
 
 @torch.no_grad()
@@ -129,24 +158,15 @@ def encode_texts_frozen(
 
 
 def cached_text_embeddings(backbone_id: str, backbone, tokenizer, texts, pooling, max_length, batch_size):
-    """`encode_texts_frozen` through the on-disk cache (safetensors)."""
-    from safetensors.torch import load_file, save_file
-
-    file = text_cache_file(backbone_id, pooling, max_length, texts)
-    if file.is_file():
-        try:
-            cached = load_file(str(file))["text_embeddings"]
-            if cached.shape[0] == len(texts):
-                return cached
-        except Exception as err:  # a truncated or foreign file: recompute it rather than fail
-            logger.warning("text-embedding cache %s is unreadable (%s); recomputing it", file, err)
+    """`encode_texts_frozen` through the on-disk cache (`$HF_HOME/hf_rec/text_embeddings`)."""
+    file = cache_file("text_embeddings", backbone_id, pooling, max_length, texts)
+    cached = load_cached_tensor(file, len(texts))
+    if cached is not None:
+        return cached
     if backbone is None:
         backbone = load_backbone(backbone_id)
     embeddings = encode_texts_frozen(backbone, tokenizer, texts, pooling, max_length, batch_size)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".tmp{os.getpid()}")
-    save_file({"text_embeddings": embeddings.contiguous()}, str(tmp))
-    os.replace(tmp, file)
+    save_cached_tensor(file, embeddings)
     return embeddings
 
 
@@ -192,6 +212,74 @@ def least_squares_projection(text_embeddings: torch.Tensor, targets: torch.Tenso
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Running a backbone in two parts (`lora_layers`): the frozen lower blocks once per text (cached), the top blocks per
+# step. Generic over transformers backbones whose blocks sit in one ModuleList; `LLMRecItemEncoder` checks the split
+# against a full forward before it trusts it.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def backbone_layer_list(base: nn.Module) -> tuple[str, nn.ModuleList]:
+    """Qualified name and module of the ModuleList that holds the backbone's `num_hidden_layers` blocks (BERT:
+    `encoder.layer`, Llama / Qwen2: `layers`)."""
+    count = getattr(base.config, "num_hidden_layers", None)
+    for name, module in base.named_modules():
+        if name and isinstance(module, nn.ModuleList) and len(module) == count:
+            return name, module
+    raise ValueError(f"lora_layers: cannot find the {count} blocks of backbone type {base.config.model_type!r}")
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward once the input of a block has been captured."""
+
+
+@torch.no_grad()
+def states_entering_layer(base: nn.Module, layer: int, input_ids, attention_mask) -> torch.Tensor:
+    """`[N, T, D]` hidden states that block `layer` receives; the blocks from `layer` on are never run."""
+    captured = {}
+
+    def capture(module, args, kwargs):
+        captured["states"] = args[0] if args else kwargs["hidden_states"]
+        raise _StopForward
+
+    handle = backbone_layer_list(base)[1][layer].register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        base(input_ids=input_ids, attention_mask=attention_mask)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured["states"]
+
+
+class _PassThroughEmbeddings(nn.Module):
+    """Stands in for an encoder's embedding stage (BERT's word + position + type embeddings and LayerNorm) when the
+    input is already a hidden state."""
+
+    def forward(self, inputs_embeds=None, **kwargs):
+        return inputs_embeds
+
+
+@contextlib.contextmanager
+def top_layers_only(base: nn.Module, first: int):
+    """Within the block, `base(inputs_embeds=states, attention_mask=mask)` runs blocks `first`.. (and what follows
+    them: a decoder's final norm) on `states`, the hidden states entering block `first`. Decoders (Llama, Qwen2)
+    already skip their token embedding for `inputs_embeds`; encoders' embedding stage is bypassed."""
+    name, layers = backbone_layer_list(base)
+    parent_name, _, attribute = name.rpartition(".")
+    parent = base.get_submodule(parent_name) if parent_name else base
+    embeddings = getattr(base, "embeddings", None)
+    setattr(parent, attribute, nn.ModuleList(list(layers)[first:]))
+    if isinstance(embeddings, nn.Module):
+        base.embeddings = _PassThroughEmbeddings()
+    try:
+        yield
+    finally:
+        setattr(parent, attribute, layers)
+        if isinstance(embeddings, nn.Module):
+            base.embeddings = embeddings
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Item representation: text table (+ backbone with LoRA) -> projection (+ ID embedding).
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -201,7 +289,9 @@ class LLMRecItemEncoder(nn.Module):
     alone for `"id"` (initialised from the projected texts; the projection then only maps new items' texts).
 
     Buffers: `text_embeddings` `[V, D]` (the frozen `init` table, or the `lora` cache); in `lora` mode also the
-    tokenised item texts `text_input_ids` / `text_attention_mask` `[V, max_text_length]` (right-padded).
+    tokenised item texts `text_input_ids` / `text_attention_mask` `[V, max_text_length]` (right-padded). With
+    `lora_layers`, `layer_states` holds every item's hidden states entering the first trained block (an attribute,
+    not a buffer: neither saved nor broadcast; rebuilt from the on-disk cache or the texts when needed).
     """
 
     def __init__(self, config: LLMRecConfig):
@@ -219,6 +309,7 @@ class LLMRecItemEncoder(nn.Module):
             self.projection.requires_grad_(False)  # unused in training (and DDP rejects unused trainable parameters)
         self.backbone = None
         self.cache_stale = False
+        self.layer_states = None  # `lora_layers`: [V, T, D] states entering the first trained block (not saved)
         if config.mode == "lora":
             if config.backbone_config is None:
                 raise ValueError("mode='lora' needs backbone_config (build the model with from_item_tokenizer)")
@@ -233,7 +324,9 @@ class LLMRecItemEncoder(nn.Module):
 
         config = self.config
         targets = config.lora_target_modules
-        if targets != "all-linear":
+        if config.lora_layers is not None:
+            targets = self._top_layer_targets(base)
+        elif targets != "all-linear":
             targets = [targets] if isinstance(targets, str) else list(targets)
             names = [n for n, _ in base.named_modules()]
             leaves = sorted({n.rsplit(".", 1)[-1] for n in names if n})
@@ -255,14 +348,112 @@ class LLMRecItemEncoder(nn.Module):
         except ValueError as err:
             raise ValueError(f"lora_target_modules={config.lora_target_modules!r}: {err}") from None
 
-    def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Tokenised texts `[N, T]` -> pooled backbone states `[N, D]` (float32), through the LoRA backbone."""
-        length = int(attention_mask.sum(1).max().clamp(min=1))  # right-padded: drop all-padding columns
-        input_ids, attention_mask = input_ids[:, :length], attention_mask[:, :length]
-        use_bf16 = input_ids.is_cuda and self.config.backbone_bf16
+    def _top_layer_targets(self, base: nn.Module) -> list[str]:
+        """`lora_layers`: the full names of the linear modules of the top `lora_layers` blocks (restricted to the
+        `lora_target_modules` suffixes unless it is "all-linear")."""
+        config = self.config
+        name, layers = backbone_layer_list(base)
+        if config.lora_layers > len(layers):
+            raise ValueError(f"lora_layers={config.lora_layers} but backbone {config.backbone_name_or_path!r} has "
+                             f"{len(layers)} blocks")
+        suffixes = config.lora_target_modules
+        suffixes = None if suffixes == "all-linear" else ([suffixes] if isinstance(suffixes, str) else suffixes)
+        prefixes = tuple(f"{name}.{i}." for i in range(len(layers) - config.lora_layers, len(layers)))
+        targets = [n for n, m in base.named_modules() if isinstance(m, nn.Linear) and n.startswith(prefixes)
+                   and (suffixes is None or any(n == s or n.endswith("." + s) for s in suffixes))]
+        if not targets:
+            raise ValueError(f"lora_target_modules={config.lora_target_modules!r} matches no linear module of the top "
+                             f"{config.lora_layers} blocks of backbone {config.backbone_name_or_path!r}")
+        return targets
+
+    @property
+    def first_trained_layer(self) -> int:
+        return self.config.backbone_config["num_hidden_layers"] - self.config.lora_layers
+
+    def _pooled(self, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
+        use_bf16 = attention_mask.is_cuda and self.config.backbone_bf16
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            hidden = self.backbone(attention_mask=attention_mask, **inputs).last_hidden_state
         return pool(hidden.float(), attention_mask, self.config.pooling)
+
+    def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Tokenised texts `[N, T]` -> pooled backbone states `[N, D]` (float32): a full forward of the LoRA backbone."""
+        length = int(attention_mask.sum(1).max().clamp(min=1))  # right-padded: drop all-padding columns
+        return self._pooled(attention_mask[:, :length], input_ids=input_ids[:, :length])
+
+    def encode_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Catalogue items `rows` -> pooled states `[N, D]`; with `lora_layers` only the top blocks run, from the
+        cached states entering them."""
+        mask = self.text_attention_mask[rows]
+        if self.config.lora_layers is None:
+            return self.encode_tokens(self.text_input_ids[rows], mask)
+        length = int(mask.sum(1).max().clamp(min=1))
+        states = self.cached_layer_states()
+        states = states[rows.to(states.device), :length]
+        base = self.backbone.get_base_model()
+        with top_layers_only(base, self.first_trained_layer):
+            return self._pooled(mask[:, :length], inputs_embeds=states.to(self.text_embeddings.device))
+
+    @torch.no_grad()
+    def cached_layer_states(self) -> torch.Tensor:
+        """`[V, T, D]` hidden states entering the first trained block, for every item (T: the longest text), from
+        memory, the on-disk cache (keyed by backbone, layer, max length and the tokens) or computed now."""
+        device = self.text_embeddings.device
+        if self.layer_states is None:
+            mask = self.text_attention_mask
+            digest = hashlib.sha256(self.text_input_ids.cpu().numpy().tobytes() + mask.cpu().numpy().tobytes())
+            file = cache_file("layer_states", self.config.backbone_name_or_path,
+                              self.config.backbone_config.get("_commit_hash"), self.first_trained_layer,
+                              self.config.max_text_length, digest.hexdigest())
+            states = load_cached_tensor(file, len(mask))
+            if states is None:
+                states = self._compute_layer_states()
+                save_cached_tensor(file, states.cpu())
+            self.layer_states = states
+            self._check_layer_split()
+        if self.layer_states.device != device:
+            self.layer_states = self.layer_states.to(device)
+        return self.layer_states
+
+    def _compute_layer_states(self) -> torch.Tensor:
+        from tqdm.auto import tqdm
+
+        mask = self.text_attention_mask
+        lengths = mask.sum(1)
+        states = torch.zeros(len(mask), int(lengths.max().clamp(min=1)), self.config.text_hidden_size,
+                             device=mask.device)
+        rows = torch.nonzero(lengths > 0).squeeze(1)
+        rows = rows[torch.argsort(lengths[rows], stable=True)]  # similar lengths together: little padding
+        base = self.backbone.get_base_model()
+        was_training = base.training
+        base.eval()
+        size = self.config.text_batch_size
+        for start in tqdm(range(0, len(rows), size), desc="caching frozen backbone layers", disable=len(rows) <= size):
+            idx = rows[start : start + size]
+            length = int(lengths[idx].max())
+            states[idx, :length] = states_entering_layer(
+                base, self.first_trained_layer, self.text_input_ids[idx, :length], mask[idx, :length]
+            ).float()
+        base.train(was_training)
+        return states
+
+    @torch.no_grad()
+    def _check_layer_split(self) -> None:
+        """The top blocks run on cached states must give what a full forward gives (eval mode), or the backbone's
+        architecture does not split this way: refuse rather than train on wrong inputs."""
+        rows = torch.nonzero(self.text_attention_mask.sum(1) > 0).squeeze(1)[:4]
+        if len(rows) == 0:
+            return
+        was_training = self.backbone.training
+        self.backbone.eval()
+        split = self.encode_rows(rows)
+        full = self.encode_tokens(self.text_input_ids[rows], self.text_attention_mask[rows])
+        self.backbone.train(was_training)
+        if not torch.allclose(split, full, rtol=1e-3, atol=1e-4 * float(full.abs().max().clamp(min=1.0))):
+            self.layer_states = None
+            raise ValueError(f"lora_layers is not supported for backbone type {self.config.backbone_config['model_type']!r}: "
+                             f"its top blocks run on cached states differ from a full forward "
+                             f"(max difference {float((split - full).abs().max()):.3g})")
 
     @torch.no_grad()
     def refresh_cache(self, process_index: int = 0, num_processes: int = 1, gather=None) -> None:
@@ -274,7 +465,9 @@ class LLMRecItemEncoder(nn.Module):
             return
         was_training = self.backbone.training
         self.backbone.eval()
-        rows = torch.nonzero(self.text_attention_mask.sum(1) > 0).squeeze(1)
+        lengths = self.text_attention_mask.sum(1)
+        rows = torch.nonzero(lengths > 0).squeeze(1)
+        rows = rows[torch.argsort(lengths[rows], stable=True)]  # similar lengths in a batch: little padding
         sharded = num_processes > 1 and gather is not None and len(rows) > 0
         if sharded:  # equal contiguous shares (the last padded with its final row) so the gather lines up
             share = -(-len(rows) // num_processes)
@@ -285,7 +478,7 @@ class LLMRecItemEncoder(nn.Module):
         encoded = []
         for start in range(0, len(mine), self.config.text_batch_size):
             idx = mine[start : start + self.config.text_batch_size]
-            encoded.append(self.encode_tokens(self.text_input_ids[idx], self.text_attention_mask[idx]))
+            encoded.append(self.encode_rows(idx))
         encoded = torch.cat(encoded) if encoded else self.text_embeddings[:0]
         if sharded:
             encoded = gather(encoded.contiguous())[: len(rows)]
@@ -309,13 +502,19 @@ class LLMRecItemEncoder(nn.Module):
         return self.vectors(self.text_embeddings)
 
     def batch_table(self, item_ids: torch.Tensor) -> torch.Tensor:
-        """Training table for one batch: the unique `item_ids` encoded now (with gradients through LoRA), every other
-        item from the cache (no backbone gradient). The fresh encodings also update the cache (memory bank)."""
+        """Training table for one batch: the unique `item_ids` (at most `lora_items_per_step` of them) encoded now,
+        with gradients through LoRA; every other item from the cache (no backbone gradient). The fresh encodings
+        also update the cache (a memory bank)."""
         if self.backbone is None:
             return self.vectors(self.text_embeddings)
         items = torch.unique(item_ids)
         items = items[(items != self.config.pad_token_id) & (items != self.config.mask_token_id)]
-        fresh = self.encode_tokens(self.text_input_ids[items], self.text_attention_mask[items])  # [U, D]
+        budget = self.config.lora_items_per_step
+        if budget is not None and len(items) > budget:  # a random subset gets gradients, the rest reads the cache
+            items = items[torch.randperm(len(items), device=items.device)[:budget]]
+        if len(items) == 0:
+            return self.vectors(self.text_embeddings)
+        fresh = self.encode_rows(items)  # [U, D]
         with torch.no_grad():
             self.text_embeddings[items] = fresh.detach().to(self.text_embeddings.dtype)
         self.cache_stale = True  # the optimiser step that follows changes the LoRA weights
@@ -340,6 +539,7 @@ class LLMRecItemEncoder(nn.Module):
         new_rows = new_text_embeddings.to(device, self.text_embeddings.dtype)
         self.text_embeddings = torch.cat([self.text_embeddings, new_rows])
         if new_tokens is not None:
+            self.layer_states = None  # rebuilt with the new texts when next needed
             self.text_input_ids = torch.cat([self.text_input_ids, new_tokens["input_ids"].to(device)])
             self.text_attention_mask = torch.cat([self.text_attention_mask, new_tokens["attention_mask"].to(device)])
         if self.id_embeddings is not None:

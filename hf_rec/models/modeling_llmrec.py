@@ -179,18 +179,25 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         model._backbone_tokenizer = load_backbone_tokenizer(path)
         if config.mode == "lora":
             model.load_backbone_weights(backbone)
+            backbone = None  # the model's own LoRA-wrapped copy encodes from here on
         if device is not None:
             model.to(device)
-            backbone.to(device)
+            if backbone is not None:
+                backbone.to(device)
         indices = sorted(texts)
-        embeddings = model._encode_new_texts([texts[i] for i in indices], backbone).to(model.device)
         items = model.model.items
         with torch.no_grad():
-            items.text_embeddings[indices] = embeddings
             if config.mode == "lora":
                 tokens = model._tokenize([texts[i] for i in indices])
                 items.text_input_ids[indices] = tokens["input_ids"].to(items.text_input_ids.device)
                 items.text_attention_mask[indices] = tokens["attention_mask"].to(items.text_input_ids.device)
+                # Encodes every text; with `lora_layers` the frozen lower blocks run once and are cached (on disk: one
+                # process writes it under the training loop's main_process_first, the others read it).
+                items.refresh_cache()
+                embeddings = items.text_embeddings[indices]
+            else:
+                embeddings = model._encode_new_texts([texts[i] for i in indices], backbone).to(model.device)
+                items.text_embeddings[indices] = embeddings
             if config.init_method in ("pca", "pca_whiten"):
                 weight, bias = pca_projection(
                     embeddings.cpu(), config.hidden_size, config.initializer_range, whiten=config.init_method == "pca_whiten"
