@@ -143,8 +143,8 @@ def test_train_save_load_add_items(kind, overrides, backbones, item_tokenizer, t
         from transformers import AutoModel
 
         adapter = PeftModel.from_pretrained(AutoModel.from_pretrained(backbones[kind]), str(adapter_dir)).eval()
-        ids = loaded.model.items.text_input_ids[1:4]
-        mask = loaded.model.items.text_attention_mask[1:4]
+        ids = loaded.model.items.text_input_ids[1:4].long()
+        mask = loaded.model.items.text_attention_mask[1:4].long()
         with torch.no_grad():
             ref = adapter(input_ids=ids, attention_mask=mask).last_hidden_state
             got = loaded.model.items.backbone(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -314,8 +314,9 @@ class LLMRecItemEncoder(nn.Module):
             if config.backbone_config is None:
                 raise ValueError("mode='lora' needs backbone_config (build the model with from_item_tokenizer)")
             length = config.max_text_length
-            self.register_buffer("text_input_ids", torch.zeros(config.vocab_size, length, dtype=torch.long))
-            self.register_buffer("text_attention_mask", torch.zeros(config.vocab_size, length, dtype=torch.long))
+            # int32 / bool: a third of int64's size in model.safetensors (cast to int64 for the backbone)
+            self.register_buffer("text_input_ids", torch.zeros(config.vocab_size, length, dtype=torch.int32))
+            self.register_buffer("text_attention_mask", torch.zeros(config.vocab_size, length, dtype=torch.bool))
 
     # -- lora backbone ------------------------------------------------------------------------------------------
     def attach_lora_backbone(self, base: nn.Module) -> None:
@@ -371,6 +372,7 @@ class LLMRecItemEncoder(nn.Module):
         return self.config.backbone_config["num_hidden_layers"] - self.config.lora_layers
 
     def _pooled(self, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
+        attention_mask = attention_mask.long()
         use_bf16 = attention_mask.is_cuda and self.config.backbone_bf16
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
             hidden = self.backbone(attention_mask=attention_mask, **inputs).last_hidden_state
@@ -379,7 +381,7 @@ class LLMRecItemEncoder(nn.Module):
     def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Tokenised texts `[N, T]` -> pooled backbone states `[N, D]` (float32): a full forward of the LoRA backbone."""
         length = int(attention_mask.sum(1).max().clamp(min=1))  # right-padded: drop all-padding columns
-        return self._pooled(attention_mask[:, :length], input_ids=input_ids[:, :length])
+        return self._pooled(attention_mask[:, :length], input_ids=input_ids[:, :length].long())
 
     def encode_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Catalogue items `rows` -> pooled states `[N, D]`; with `lora_layers` only the top blocks run, from the
@@ -432,7 +434,7 @@ class LLMRecItemEncoder(nn.Module):
             idx = rows[start : start + size]
             length = int(lengths[idx].max())
             states[idx, :length] = states_entering_layer(
-                base, self.first_trained_layer, self.text_input_ids[idx, :length], mask[idx, :length]
+                base, self.first_trained_layer, self.text_input_ids[idx, :length].long(), mask[idx, :length].long()
             ).float()
         base.train(was_training)
         return states
@@ -540,8 +542,9 @@ class LLMRecItemEncoder(nn.Module):
         self.text_embeddings = torch.cat([self.text_embeddings, new_rows])
         if new_tokens is not None:
             self.layer_states = None  # rebuilt with the new texts when next needed
-            self.text_input_ids = torch.cat([self.text_input_ids, new_tokens["input_ids"].to(device)])
-            self.text_attention_mask = torch.cat([self.text_attention_mask, new_tokens["attention_mask"].to(device)])
+            ids, mask = self.text_input_ids, self.text_attention_mask
+            self.text_input_ids = torch.cat([ids, new_tokens["input_ids"].to(device, ids.dtype)])
+            self.text_attention_mask = torch.cat([mask, new_tokens["attention_mask"].to(device, mask.dtype)])
         if self.id_embeddings is not None:
             old = self.id_embeddings
             new = nn.Embedding(old.num_embeddings + n, old.embedding_dim, padding_idx=old.padding_idx)

@@ -189,8 +189,8 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         with torch.no_grad():
             if config.mode == "lora":
                 tokens = model._tokenize([texts[i] for i in indices])
-                items.text_input_ids[indices] = tokens["input_ids"].to(items.text_input_ids.device)
-                items.text_attention_mask[indices] = tokens["attention_mask"].to(items.text_input_ids.device)
+                items.text_input_ids[indices] = tokens["input_ids"].to(items.text_input_ids)
+                items.text_attention_mask[indices] = tokens["attention_mask"].to(items.text_attention_mask)
                 # Encodes every text; with `lora_layers` the frozen lower blocks run once and are cached (on disk: one
                 # process writes it under the training loop's main_process_first, the others read it).
                 items.refresh_cache()
