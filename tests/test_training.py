@@ -96,6 +96,27 @@ def finished_run(ml100k_dir, tmp_path_factory):
     return out, results
 
 
+def test_init_from_starts_a_run_from_a_saved_model(finished_run, ml100k_dir, tmp_path):
+    """`training.init_from`: every tensor whose name and shape match is copied (a wider model takes none and is
+    refused); a folder without weights is refused before any work."""
+    from hf_rec.data import ItemTokenizer
+    from hf_rec.training.loop import build_model
+
+    out, _ = finished_run
+    tokenizer = ItemTokenizer.from_pretrained(out / "best_model")
+    saved = AutoModelForSequentialRecommendation.from_pretrained(out / "best_model").state_dict()
+    started = build_model(tiny_run(ml100k_dir, training__init_from=str(out / "best_model")), tokenizer).state_dict()
+    assert started.keys() == saved.keys()
+    assert all(torch.equal(started[k], saved[k]) for k in saved)
+    fresh = build_model(tiny_run(ml100k_dir), tokenizer).state_dict()
+    assert not all(torch.equal(fresh[k], saved[k]) for k in saved)  # the copy is what made them equal
+    with pytest.raises(ValueError, match="no tensor of .* matches"):
+        build_model(tiny_run(ml100k_dir, training__init_from=str(out / "best_model"), model__hidden_size=32), tokenizer)
+    with pytest.raises(ValueError, match="init_from: .*nowhere holds no model.safetensors"):
+        train(tiny_run(ml100k_dir, training__init_from=str(tmp_path / "nowhere")), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_folder_is_complete_and_reloads_to_identical_scores(finished_run):
     out, results = finished_run
     for name in ("config.json", "model.safetensors", "item_tokenizer.json", "training_config.yaml",

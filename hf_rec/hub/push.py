@@ -152,7 +152,8 @@ def _public_copy(folder: Path, name: str) -> bytes | str:
     """What to upload for `name`: local filesystem paths (the data folder a run read) are not published.
 
     `item_tokenizer.json` keeps only the data folder's name in `metadata.source`; `training_config.yaml` drops
-    `data.data_dir` (the dataset is identified by name, options and fingerprint instead).
+    `data.data_dir` (the dataset is identified by name, options and fingerprint instead) and keeps only the folder
+    name of `training.init_from`.
     """
     path = folder / name
     if name == "item_tokenizer.json":
@@ -165,8 +166,14 @@ def _public_copy(folder: Path, name: str) -> bytes | str:
         import yaml
 
         config = yaml.safe_load(path.read_text())
-        if isinstance(config, dict) and (config.get("data") or {}).get("data_dir"):
-            config["data"]["data_dir"] = None
+        if not isinstance(config, dict):
+            return str(path)
+        data, training = config.get("data") or {}, config.get("training") or {}
+        if data.get("data_dir") or training.get("init_from"):
+            if data.get("data_dir"):
+                data["data_dir"] = None
+            if training.get("init_from"):
+                training["init_from"] = Path(training["init_from"]).name
             return yaml.safe_dump(config, sort_keys=False).encode()
     return str(path)
 

@@ -10,6 +10,7 @@ from .configuration_common import TransformerRecommenderConfig, _check_choice, _
 POOLINGS = ("mean", "cls", "last")
 ITEM_REPRESENTATIONS = ("text", "text+id", "id")
 MODES = ("init", "lora")
+TEXT_TABLE_DTYPES = ("float32", "float16", "bfloat16")
 INIT_METHODS = ("projection", "pca", "pca_whiten")
 
 
@@ -61,9 +62,15 @@ class LLMRecConfig(TransformerRecommenderConfig):
             through the backbone with gradients (a random subset, `mode="lora"`); the batch's other items and all
             negatives are read from the cached item table (updated with every fresh encoding, re-encoded before
             each evaluation). `None`: every distinct item of the batch.
+        backbone_dropout (`float`, *optional*): Sets every dropout rate of the backbone's config (`mode="lora"`);
+            `0.0` makes a training step's fresh item encodings comparable with the cached table, which is encoded
+            without dropout. `None`: the backbone's own rates.
         backbone_gradient_checkpointing (`bool`, *optional*, defaults to `False`): Recompute backbone activations in
             the backward pass (`mode="lora"`).
         backbone_bf16 (`bool`, *optional*, defaults to `True`): Run the backbone under bf16 autocast on CUDA.
+        text_table_dtype (`str`, *optional*, defaults to `"float32"`): Storage type of the `[V, D]` text table
+            (`"float16"` halves it in memory and in model.safetensors: a Scientific lora model folder stays under
+            10 MB; the table is cast to float32 where it is read, and what is stored is exactly what is scored).
         text_batch_size (`int`, *optional*, defaults to 64): Texts per backbone call when encoding the catalogue.
         save_backbone (`bool`, *optional*, defaults to `False`): `save_pretrained` also writes the backbone weights
             (needed when `backbone_name_or_path` is a local folder that will not exist where the model is loaded).
@@ -86,9 +93,11 @@ class LLMRecConfig(TransformerRecommenderConfig):
         lora_target_modules: str | list[str] = "all-linear",
         lora_layers: int | None = None,
         lora_items_per_step: int | None = None,
+        backbone_dropout: float | None = None,
         backbone_gradient_checkpointing: bool = False,
         backbone_bf16: bool = True,
         text_batch_size: int = 64,
+        text_table_dtype: str = "float32",
         save_backbone: bool = False,
         **kwargs,
     ):
@@ -123,7 +132,10 @@ class LLMRecConfig(TransformerRecommenderConfig):
                 _check_int(name, value, minimum=1)
                 if mode != "lora":
                     raise ValueError(f"{name}={value} needs mode='lora' (mode is {mode!r})")
+        if backbone_dropout is not None:
+            _check_probability("backbone_dropout", backbone_dropout)
         _check_int("text_batch_size", text_batch_size, minimum=1)
+        _check_choice("text_table_dtype", text_table_dtype, TEXT_TABLE_DTYPES)
         self.backbone_name_or_path = backbone_name_or_path
         self.backbone_config = backbone_config
         if pooling is None and backbone_config is not None:
@@ -139,9 +151,11 @@ class LLMRecConfig(TransformerRecommenderConfig):
         self.lora_target_modules = lora_target_modules
         self.lora_layers = lora_layers
         self.lora_items_per_step = lora_items_per_step
+        self.backbone_dropout = None if backbone_dropout is None else float(backbone_dropout)
         self.backbone_gradient_checkpointing = bool(backbone_gradient_checkpointing)
         self.backbone_bf16 = bool(backbone_bf16)
         self.text_batch_size = text_batch_size
+        self.text_table_dtype = text_table_dtype
         self.save_backbone = bool(save_backbone)
 
     @property

@@ -298,7 +298,7 @@ class LLMRecItemEncoder(nn.Module):
         super().__init__()
         self.config = config
         dim = config.text_hidden_size
-        self.register_buffer("text_embeddings", torch.zeros(config.vocab_size, dim))
+        self.register_buffer("text_embeddings", torch.zeros(config.vocab_size, dim, dtype=getattr(torch, config.text_table_dtype)))
         self.projection = nn.Linear(dim, config.hidden_size)
         self.id_embeddings = (
             nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
@@ -492,7 +492,7 @@ class LLMRecItemEncoder(nn.Module):
         """`[V, D]` text table -> `[V, H]` item vectors."""
         if self.config.item_representation == "id":
             return self.id_embeddings.weight
-        vectors = self.projection(text_embeddings)
+        vectors = self.projection(text_embeddings.to(self.projection.weight.dtype))
         if self.id_embeddings is not None:
             vectors = vectors + self.id_embeddings.weight
         return vectors
@@ -520,7 +520,9 @@ class LLMRecItemEncoder(nn.Module):
         with torch.no_grad():
             self.text_embeddings[items] = fresh.detach().to(self.text_embeddings.dtype)
         self.cache_stale = True  # the optimiser step that follows changes the LoRA weights
-        table = self.text_embeddings.detach().index_put((items,), fresh)  # [V, D], rows `items` carry gradients
+        if self.text_embeddings.dtype != fresh.dtype:  # train on what the table stores (its rounding); gradients pass
+            fresh = fresh + (fresh.to(self.text_embeddings.dtype).to(fresh.dtype) - fresh).detach()
+        table = self.text_embeddings.detach().to(fresh.dtype).index_put((items,), fresh)  # [V, D]: rows `items` carry gradients
         return self.vectors(table)
 
     # -- growth (cold start) ---------------------------------------------------------------------------------------

@@ -159,6 +159,10 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         path = resolve_backbone_path(config.backbone_name_or_path)
         backbone_config = AutoConfig.from_pretrained(path).to_dict()
         backbone_config["_name_or_path"] = config.backbone_name_or_path  # not the local copy's folder
+        if config.backbone_dropout is not None:  # every dropout rate of the backbone (hidden, attention, ...)
+            for key, value in backbone_config.items():
+                if "dropout" in key and isinstance(value, float):
+                    backbone_config[key] = config.backbone_dropout
         config.backbone_config = backbone_config
         if config.pooling is None:
             config.pooling = default_pooling(backbone_config)
@@ -197,7 +201,7 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
                 embeddings = items.text_embeddings[indices]
             else:
                 embeddings = model._encode_new_texts([texts[i] for i in indices], backbone).to(model.device)
-                items.text_embeddings[indices] = embeddings
+                items.text_embeddings[indices] = embeddings.to(items.text_embeddings.dtype)
             if config.init_method in ("pca", "pca_whiten"):
                 weight, bias = pca_projection(
                     embeddings.cpu(), config.hidden_size, config.initializer_range, whiten=config.init_method == "pca_whiten"
@@ -205,7 +209,7 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
                 items.projection.weight.copy_(weight)
                 items.projection.bias.copy_(bias)
             if config.item_representation == "id":  # the ID table starts as the projected texts
-                items.id_embeddings.weight[indices] = items.projection(embeddings).to(items.id_embeddings.weight)
+                items.id_embeddings.weight[indices] = items.projection(embeddings.float()).to(items.id_embeddings.weight)
         items.cache_stale = False
         return model
 
@@ -305,7 +309,7 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
             return
         items = self.model.items
         items.fit_projection_to_ids(exclude=indices)
-        rows = items.projection(items.text_embeddings[indices])
+        rows = items.projection(items.text_embeddings[indices].float())
         items.id_embeddings.weight[indices] = rows.to(items.id_embeddings.weight)
 
     # -- scoring -----------------------------------------------------------------------------------------------------

@@ -124,6 +124,10 @@ class TrainArgs:
     taken (benchmarks/results/cpu-threads.md). `max_train_minutes` ends training after the first epoch that brings
     the training time past it (a time budget; validation and test still run). `torch_compile` compiles the model
     with TorchInductor through accelerate's dynamo plugin (the first steps of each new batch shape compile).
+
+    `init_from` (a saved model folder) starts a new run from that model's weights wherever a tensor of the same
+    name and shape exists (two-stage training: e.g. an LLMRec `init` model, then `lora` fine-tuning of its backbone
+    on top of the trained recommender); the others keep their fresh initialisation.
     """
 
     num_epochs: int = 50
@@ -144,6 +148,7 @@ class TrainArgs:
     cpu_threads: int | None = None
     max_train_minutes: float | None = None
     torch_compile: bool = False
+    init_from: str | None = None
 
     def __post_init__(self):
         if self.mixed_precision is False:  # YAML reads an unquoted `no` (e.g. training.mixed_precision=no) as false

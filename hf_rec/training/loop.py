@@ -61,8 +61,30 @@ def build_model(run: RunConfig, tokenizer: ItemTokenizer, device: torch.device |
         **kwargs,
     )
     if hasattr(head_class, "from_item_tokenizer"):  # families that read item texts (llmrec)
-        return head_class.from_item_tokenizer(config, tokenizer, device=device)
-    return AutoModelForSequentialRecommendation.from_config(config)
+        model = head_class.from_item_tokenizer(config, tokenizer, device=device)
+    else:
+        model = AutoModelForSequentialRecommendation.from_config(config)
+    if run.training.init_from:
+        initialise_from(model, run.training.init_from)
+    return model
+
+
+def initialise_from(model, folder: str | Path) -> None:
+    """Copy every tensor of the saved model in `folder` whose name and shape match one of `model`'s (parameters and
+    buffers); a folder that shares none is refused."""
+    from safetensors.torch import load_file
+
+    weights = Path(folder).expanduser() / "model.safetensors"
+    if not weights.is_file():
+        raise ValueError(f"training.init_from: {weights} does not exist (expected a saved model folder)")
+    own = model.state_dict()
+    matching = {k: v for k, v in load_file(str(weights)).items() if k in own and own[k].shape == v.shape}
+    if not matching:
+        raise ValueError(f"training.init_from: no tensor of {weights} matches this model (names and shapes differ)")
+    with torch.no_grad():
+        for name, value in matching.items():
+            own[name].copy_(value)
+    logger.info("initialised %d of %d tensors from %s", len(matching), len(own), folder)
 
 
 def item_counts(sequences, vocab_size: int) -> torch.Tensor:
@@ -203,6 +225,8 @@ def train(
         resume = False
     if not resume:
         check_output_dir(output_dir, overwrite)  # before any work: a folder holding another run is refused
+        if tc.init_from and not (Path(tc.init_from).expanduser() / "model.safetensors").is_file():
+            raise ValueError(f"training.init_from: {tc.init_from} holds no model.safetensors (expected a saved model folder)")
 
     # ---- data and model ----------------------------------------------------------------------------------------
     data = load_run_data(run, accelerator)
