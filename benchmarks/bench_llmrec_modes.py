@@ -22,12 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_llmrec import run_child  # noqa: E402  (sibling benchmark scripts)
 from bench_scale import peak_memory_mib  # noqa: E402
-# name: (config, overrides). "lora" is the shipped cheap recipe (top block only, 256 items re-encoded per step);
-# "lora-full" the unrestricted step of the same recipe (LoRA on every block, every distinct item of the batch).
+# name: (config, overrides). "lora" is the shipped cheap recipe (top block only, 128 items re-encoded per step);
+# "lora-full" the unrestricted step of the same recipe (LoRA on every block, every distinct item of the batch). Both
+# start from fresh weights (no stage-1 model), which changes what a step costs in no way.
+_FRESH = ["training.init_from=null"]
 MODES = {
     "init": ("configs/llmrec-scientific-init.yaml", []),
-    "lora": ("configs/llmrec-scientific-lora.yaml", []),
-    "lora-full": ("configs/llmrec-scientific-lora.yaml", ["model.lora_layers=null", "model.lora_items_per_step=null"]),
+    "lora": ("configs/llmrec-scientific-lora.yaml", _FRESH),
+    "lora-full": ("configs/llmrec-scientific-lora.yaml", _FRESH + ["model.lora_layers=null", "model.lora_items_per_step=null"]),
 }
 
 
