@@ -69,14 +69,20 @@ def build_model(run: RunConfig, tokenizer: ItemTokenizer, device: torch.device |
     return model
 
 
+def saved_weights(folder: str | Path) -> Path:
+    """`folder`'s model.safetensors (`training.init_from`), or a ValueError naming the folder."""
+    weights = Path(folder).expanduser() / "model.safetensors"
+    if not weights.is_file():
+        raise ValueError(f"training.init_from: {folder} holds no model.safetensors (expected a saved model folder)")
+    return weights
+
+
 def initialise_from(model, folder: str | Path) -> None:
     """Copy every tensor of the saved model in `folder` whose name and shape match one of `model`'s (parameters and
     buffers); a folder that shares none is refused."""
     from safetensors.torch import load_file
 
-    weights = Path(folder).expanduser() / "model.safetensors"
-    if not weights.is_file():
-        raise ValueError(f"training.init_from: {weights} does not exist (expected a saved model folder)")
+    weights = saved_weights(folder)
     own = model.state_dict()
     matching = {k: v for k, v in load_file(str(weights)).items() if k in own and own[k].shape == v.shape}
     if not matching:
@@ -225,8 +231,8 @@ def train(
         resume = False
     if not resume:
         check_output_dir(output_dir, overwrite)  # before any work: a folder holding another run is refused
-        if tc.init_from and not (Path(tc.init_from).expanduser() / "model.safetensors").is_file():
-            raise ValueError(f"training.init_from: {tc.init_from} holds no model.safetensors (expected a saved model folder)")
+        if tc.init_from:
+            saved_weights(tc.init_from)
 
     # ---- data and model ----------------------------------------------------------------------------------------
     data = load_run_data(run, accelerator)
