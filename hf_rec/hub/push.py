@@ -169,11 +169,12 @@ def _public_copy(folder: Path, name: str) -> bytes | str:
         if not isinstance(config, dict):
             return str(path)
         data, training = config.get("data") or {}, config.get("training") or {}
-        if data.get("data_dir") or training.get("init_from"):
-            if data.get("data_dir"):
-                data["data_dir"] = None
-            if training.get("init_from"):
-                training["init_from"] = Path(training["init_from"]).name
+        changed = False
+        if data.get("data_dir"):
+            data["data_dir"], changed = None, True
+        if training.get("init_from"):
+            training["init_from"], changed = Path(training["init_from"]).name, True
+        if changed:
             return yaml.safe_dump(config, sort_keys=False).encode()
     return str(path)
 
