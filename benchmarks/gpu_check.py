@@ -102,8 +102,8 @@ def cmd_train(args, train_argv: list[str]) -> None:
 
     original_build = loop.build_model
 
-    def build_model(run, tokenizer):  # keep the trained model to count its trainable parameters
-        model = original_build(run, tokenizer)
+    def build_model(run, tokenizer, *args, **kwargs):  # keep the trained model to count its trainable parameters
+        model = original_build(run, tokenizer, *args, **kwargs)
         captured["model"] = model
         captured["run"] = run
         return model
@@ -280,7 +280,8 @@ def cmd_summary(args) -> None:
               "| run | epochs (best / run) | stopped by | s / epoch (median; first) | sequences / s | time to val "
               "NDCG@10 target | test NDCG@10 | test HR@10 | peak GPU MiB | trainable / all params | command |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
-    names = ("sasrec-ml1m", "bert4rec-ml1m", "gru4rec-ml1m", "narm-ml1m", "llmrec-init", "llmrec-lora")
+    names = ("sasrec-ml1m", "bert4rec-ml1m", "gru4rec-ml1m", "narm-ml1m", "llmrec-init", "llmrec-lora",
+             "llmrec-lora-fsdp")
     expected = names[1:4] if args.families else names[:2] + names[4:]  # what this mode of gpu_check.sh runs
     for name in [n for n in names if n in expected or n in results]:
         r = results.get(name)

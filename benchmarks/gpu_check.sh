@@ -13,7 +13,7 @@
 # recorded and the next one runs): 0 install carried wheels into a private --target folder; 1 nvidia-smi +
 # versions; 2 SASRec on ML-1M (bf16, wall-time cap); 3 full-ranking evaluation time of all 6,040 ML-1M users;
 # 4 catalogue sweep (bench_scale.py); 5 one epoch each of BERT4Rec (ML-1M), LLMRec init and LLMRec lora
-# (Amazon Scientific, all-MiniLM-L6-v2); 6 summary -> $OUT/gpu-results.md (+ gpu-results.json, gpu-check.log,
+# (Amazon Scientific, all-MiniLM-L6-v2), 5b the lora epoch again sharded with FSDP2; 6 summary -> $OUT/gpu-results.md (+ gpu-results.json, gpu-check.log,
 # scale.md). Only these few files go to $OUT (a device call returns at most 8 files); run folders, checkpoints
 # and caches stay under $GPU_CHECK_RUNS (default /tmp/gpu_check_runs).
 #
@@ -167,12 +167,25 @@ step bench-scale 60 "$PY" benchmarks/bench_scale.py "${SCALE_ARGS[@]}" --out "$O
 step bert4rec-ml1m 40 "$PY" benchmarks/gpu_check.py train --runs "$RUNS" --name bert4rec-ml1m -- \
   --config configs/bert4rec-ml1m.yaml "${MOVIES[@]}" --output-dir "$RUNS/bert4rec-ml1m" \
   "${PREC[@]}" training.num_epochs=1 "${SHORT[@]}"
+# (lora is the shipped config's second stage: it starts from the init run just made)
 for mode in init lora; do
   step "llmrec-$mode" "$([ $mode = init ] && echo 40 || echo 60)" "$PY" benchmarks/gpu_check.py train --runs "$RUNS" \
     --name "llmrec-$mode" -- --config "configs/llmrec-scientific-$mode.yaml" --data-dir "$SCI" \
     --output-dir "$RUNS/llmrec-$mode" "${PREC[@]}" training.num_epochs=1 "model.backbone_name_or_path=$BACKBONE" \
-    "${TEXT[@]}"
+    $([ $mode = lora ] && echo "training.init_from=$RUNS/llmrec-init") "${TEXT[@]}"
 done
+
+# ---- 5b: the same lora epoch sharded with FSDP2 (configs/accelerate/fsdp.yaml on the one GPU: the sharded path,
+# gathered evaluation and saving, sharded checkpoint on CUDA in bf16). accelerate runs FSDP only on accelerators;
+# tests/test_multiprocess.py covers FSDP2 with two CPU processes.
+if [ "$SMOKE" = 1 ]; then
+  log "SKIP llmrec-lora-fsdp: no accelerator (FSDP2 on CPU is covered by tests/test_multiprocess.py)"
+else
+  step llmrec-lora-fsdp 60 "$PY" -m accelerate.commands.launch --config_file configs/accelerate/fsdp.yaml \
+    --num_processes 1 benchmarks/gpu_check.py train --runs "$RUNS" --name llmrec-lora-fsdp -- \
+    --config configs/llmrec-scientific-lora.yaml --data-dir "$SCI" --output-dir "$RUNS/llmrec-lora-fsdp" \
+    training.num_epochs=1 "model.backbone_name_or_path=$BACKBONE" "training.init_from=$RUNS/llmrec-init"
+fi
 
 # ---- 6: summary ---------------------------------------------------------------------------------------------------
 BUDGET=$(( BUDGET + SUMMARY_RESERVE ))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import DistributedType
 
 from hf_rec.training import RunConfig, train
 from test_llmrec import backbones  # noqa: F401  (tiny random BERT with a pooling layer, Llama, Qwen2)
@@ -38,8 +39,10 @@ def write_config(path: Path, raw: dict) -> Path:
     return path
 
 
-def launch_two_processes(*args, timeout=900):
+def launch_two_processes(*args, timeout=900, fsdp2=False):
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    if fsdp2:  # shard with FSDP2 (see tests/multiprocess_runs.py)
+        env["HF_REC_TEST_FSDP2"] = "1"
     command = [sys.executable, "-m", "accelerate.commands.launch",
                "--config_file", str(REPO / "configs" / "accelerate" / "cpu-2proc.yaml"),
                str(REPO / "tests" / "multiprocess_runs.py"), *map(str, args)]
@@ -132,6 +135,83 @@ def test_lora_trains_on_two_processes(ml100k_dir, backbones, tmp_path):
         model.eval()
         model.refresh_item_cache()
         torch.testing.assert_close(model.model.items.text_embeddings, saved, rtol=1e-4, atol=1e-5)
+
+
+def llama_lora_raw(ml100k_dir, backbone, cheap: bool, **training) -> dict:
+    """LLMRec `lora` on a tiny random Llama: LoRA on every block with text + ID items, or the cheap path (top block
+    on cached states) with text items."""
+    extra = {"lora_layers": 1, "lora_items_per_step": 32} if cheap else {"item_representation": "text+id"}
+    return tiny_raw(ml100k_dir, training={"batch_size": 128, "log_every": 50, **training}, model={
+        "family": "llmrec", "mode": "lora", "backbone_name_or_path": backbone, "lora_r": 2, "max_text_length": 8,
+        "item_representation": "text", "loss_type": "sampled_softmax", "num_negatives": 16, **extra})
+
+
+@pytest.mark.slow
+def test_fsdp2_sharded_lora_trains_like_ddp_saves_gathered_weights_and_resumes(ml100k_dir, backbones, tmp_path):
+    """Two CPU processes with FSDP2 (each Llama block its own unit; gloo): LoRA on every block (text + ID items) and on
+    the cheap path (text items) train as DDP does (same losses and metrics up to float summation order), the saved folder holds the gathered full
+    weights (a one-process reload re-evaluates to the run's test metrics), and a run stopped after epoch 1 resumes
+    from its sharded checkpoint to the uninterrupted run's result."""
+    from hf_rec import AutoModelForSequentialRecommendation
+    from hf_rec.data import load_sequential_dataset
+    from hf_rec.evaluation import Evaluator
+
+    configs = {name: write_config(tmp_path / f"{name}.yaml", llama_lora_raw(ml100k_dir, backbones["llama"], cheap))
+               for name, cheap in (("all", False), ("cheap", True))}
+    configs["stopped"] = write_config(tmp_path / "stopped.yaml", llama_lora_raw(
+        ml100k_dir, backbones["llama"], True, max_train_minutes=1e-6))
+    runs = ("all", "cheap")
+    launch_two_processes(*(x for name in (*runs, "stopped") for x in (configs[name], tmp_path / "fsdp" / name)),
+                         fsdp2=True)
+    launch_two_processes(*(x for name in runs for x in (configs[name], tmp_path / "ddp" / name)))
+    launch_two_processes(configs["cheap"], tmp_path / "fsdp" / "stopped", "--resume", fsdp2=True)
+
+    def metrics(*parts):
+        return json.loads((tmp_path.joinpath(*parts) / "metrics.json").read_text())
+
+    splits, _ = load_sequential_dataset("ml-100k", ml100k_dir)
+    for name in runs:
+        sharded, ddp = metrics("fsdp", name), metrics("ddp", name)
+        assert sharded["training"]["num_processes"] == 2 and sharded["training"]["epochs_run"] == 2
+        assert [h["train_loss"] for h in sharded["history"]] == pytest.approx(
+            [h["train_loss"] for h in ddp["history"]], rel=1e-5)
+        for h_sharded, h_ddp in zip(sharded["history"], ddp["history"]):
+            assert h_sharded["validation"]["ndcg@10"] == pytest.approx(h_ddp["validation"]["ndcg@10"], abs=1e-4)
+        assert sharded["test"]["ndcg@10"] == pytest.approx(ddp["test"]["ndcg@10"], abs=1e-4)
+        # The folder holds full tensors (not one process's shard): reloaded in one process, it is the model tested.
+        model = AutoModelForSequentialRecommendation.from_pretrained(tmp_path / "fsdp" / name)
+        again = Evaluator(splits["test"], ks=(10,), show_progress=False).evaluate(model)
+        assert again["ndcg@10"] == pytest.approx(sharded["test"]["ndcg@10"], abs=1e-6)
+    resumed, reference = metrics("fsdp", "stopped"), metrics("fsdp", "cheap")
+    assert resumed["training"]["resumed_at_epochs"] == [1]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in reference["history"]]
+    assert resumed["test"] == reference["test"]
+
+
+def test_shipped_accelerate_configs_parse_with_accelerates_own_loader():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    configs = {p.stem: load_config_from_file(str(p)) for p in (REPO / "configs" / "accelerate").glob("*.yaml")}
+    assert configs["fsdp"].distributed_type == DistributedType.FSDP
+    assert configs["fsdp"].fsdp_config["fsdp_version"] == 2  # version 1 is refused by train()
+    assert configs["deepspeed-zero3"].deepspeed_config["zero_stage"] == 3
+    assert configs["deepspeed-zero3"].deepspeed_config["zero3_save_16bit_model"]  # else no weights to save
+    assert {c.mixed_precision for name, c in configs.items() if name != "cpu-2proc"} == {"bf16"}
+
+
+@pytest.mark.parametrize("fsdp_version, family, error", [(1, "llmrec", "fsdp_version: 2"),
+                                                         (2, "sasrec", "train sasrec with DDP")])
+def test_unsupported_sharding_is_refused_before_any_work(ml100k_dir, tmp_path, fsdp_version, family, error):
+    class Launched:  # what train() reads of an accelerator launched with FSDP
+        distributed_type = DistributedType.FSDP
+        is_fsdp2 = fsdp_version == 2
+
+    raw = tiny_raw(ml100k_dir)
+    if family == "llmrec":
+        raw["model"] = {"family": "llmrec", "mode": "init", "hidden_size": 16, "max_position_embeddings": 20}
+    with pytest.raises(ValueError, match=error):
+        train(RunConfig.from_dict(raw), tmp_path / "run", accelerator=Launched())
+    assert not (tmp_path / "run").exists()
 
 
 # ---- one process: the pieces the multi-process path relies on ------------------------------------------------

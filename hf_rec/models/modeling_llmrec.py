@@ -115,6 +115,12 @@ class LLMRecModel(LLMRecPreTrainedModel):
         embeddings = self.dropout(embeddings) * attention_mask[..., None].to(embeddings.dtype)  # [B, L, H]
         return BaseModelOutput(last_hidden_state=self.encoder(embeddings, attention_mask))
 
+    def get_input_embeddings(self):
+        # None: items are read from one table built from the texts (and IDs) by `items`, not from an embedding layer
+        # called in forward. (FSDP2 under accelerate gives a model's input embedding a unit of its own, resharded
+        # after its own forward, which the item table's direct read of the ID weights would find sharded.)
+        return None
+
 
 class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTrainedModel):
     """LLMRec with its scoring head: next-item scores are dot products with the item vectors.
@@ -145,6 +151,9 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
             base.pooler = None
         for module in base.modules():
             module._llmrec_backbone = True
+        # The backbone's blocks (LlamaDecoderLayer, BertLayer, ...): what FSDP shards as units and device maps keep
+        # whole, without naming them in the launch config.
+        self._no_split_modules = list(getattr(base, "_no_split_modules", None) or [])
         self.model.items.attach_lora_backbone(base)
         for module in self.model.items.backbone.modules():
             module._llmrec_backbone = True
@@ -322,6 +331,9 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         if not mode and self.training and self.model.items.backbone is not None:
             self.model.items.cache_stale = True
         return super().train(mode)
+
+    def get_output_embeddings(self):
+        return None  # scores are dot products with the item vectors (`_item_vectors`), not a separate output layer
 
     def _item_vectors(self) -> torch.Tensor:
         """`[V, H]` item vectors from the (refreshed) cached text table."""

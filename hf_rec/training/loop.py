@@ -3,8 +3,9 @@
 `train` reads top to bottom: set up -> data and model -> optimiser, schedule, (resumed) state -> epochs (train one
 epoch, validate and keep the best, checkpoint, early stop) -> best weights -> test -> write the run folder. Its steps
 follow it in the same order; the helpers they use (accelerator, schedule, loader, run-folder and checkpoint
-handling) come before it. (About 490 lines: everything the loop does on one process or many stays in this one file,
-so that it reads in one sitting; what a run writes and reads back is in run_folder.py.)
+handling) come before it. (About 520 lines: everything the loop does on one process or many stays in this one file,
+so that it reads in one sitting; what a run writes and reads back is in run_folder.py, how a sharded model (FSDP2,
+ZeRO-3) is evaluated and saved in sharding.py.)
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from ..atomic import atomic_directory
 from ..data import ItemTokenizer, dataset_fingerprint, dataset_statistics, load_sequential_dataset
 from ..data.collators import SequentialCollator
 from ..evaluation import Evaluator, evaluate_segments
@@ -46,6 +46,7 @@ from .run_folder import (
     save_checkpoint,
     write_run_folder,
 )
+from .sharding import check_sharding, gathered_parameters, is_sharded, save_model
 
 logger = logging.getLogger("hf_rec.training")
 
@@ -222,6 +223,7 @@ def train(
     tc, ev = run.training, run.evaluation
     if accelerator is None:
         accelerator = make_accelerator(run, output_dir)
+    check_sharding(run, accelerator)
     set_seed(tc.seed)
     if tc.cpu_threads and accelerator.device.type == "cpu":
         torch.set_num_threads(tc.cpu_threads)
@@ -421,16 +423,14 @@ def validate_and_keep_best(accelerator, model, validator, tokenizer, output_dir,
     """Validation metrics of this epoch; a new best is written to `best_model/` (atomically, with the tokenizer, so
     an interrupted run's best model can still be evaluated and used)."""
     unwrapped = accelerator.unwrap_model(model)
-    refresh_item_table(accelerator, unwrapped)
-    metrics = validator.evaluate(unwrapped, accelerator)
+    with gathered_parameters(accelerator, model):
+        refresh_item_table(accelerator, unwrapped)
+        metrics = validator.evaluate(unwrapped, accelerator)
     accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state["global_step"])
     score = metrics[ev.metric_for_best_model]
     if score > state["best_metric"]:  # (NaN never is: a run whose metric is NaN keeps no best model)
         state.update(best_metric=score, best_epoch=epoch, bad_epochs=0)
-        if accelerator.is_main_process:
-            with atomic_directory(output_dir / BEST_MODEL) as folder:
-                unwrapped.save_pretrained(folder)
-                tokenizer.save_pretrained(folder)
+        save_model(accelerator, model, output_dir / BEST_MODEL, tokenizer)
     else:
         state["bad_epochs"] += 1
     return metrics
@@ -440,6 +440,10 @@ def best_model(accelerator: Accelerator, model, output_dir: Path, data: RunData)
     """The best validation epoch's weights (the last weights when no epoch was validated better); held-out cold
     items get the vector a new item would get (text models)."""
     best = accelerator.unwrap_model(model)
+    if is_sharded(accelerator) and not (output_dir / BEST_MODEL).is_dir():
+        # No epoch was better (NaN metric, no validation): the last weights, gathered into a plain model where the
+        # best would be, so that every process tests the same unsharded model.
+        save_model(accelerator, model, output_dir / BEST_MODEL, data.tokenizer)
     if (output_dir / BEST_MODEL).is_dir():
         best = AutoModelForSequentialRecommendation.from_pretrained(output_dir / BEST_MODEL).to(accelerator.device)
     if data.cold_items is not None:

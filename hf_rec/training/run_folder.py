@@ -108,10 +108,15 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, kee
     writes into the final folder, so a run killed while saving would leave a checkpoint that looks complete.)"""
     final = output_dir / CHECKPOINTS / f"epoch_{state['epoch']:04d}"
     partial = final.with_name(final.name + ".partial")
-    if accelerator.is_main_process and partial.exists():
-        shutil.rmtree(partial)  # left by a process killed while saving
+    if accelerator.is_main_process:
+        if partial.exists():
+            shutil.rmtree(partial)  # left by a process killed while saving
+        partial.mkdir(parents=True)
+    # Every process writes into the folder (its RNG states; with FSDP2 its shard of the weights and optimiser), so
+    # it exists before any of them writes, and every file is there before it is hashed and renamed.
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         files = {str(p.relative_to(partial)): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()}
         atomic_write_text(partial / TRAINER_STATE, json.dumps({**state, "files": files}, indent=1))
