@@ -75,7 +75,20 @@ def table(runs: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def plot_quality_vs_time(runs: list[tuple[str, dict]], path: str | Path) -> Path:
+def epoch_seconds(history: list[dict], paused_factor: float | None = None) -> tuple[list[float], list[int]]:
+    """Each epoch's training seconds, and the epochs counted at the run's median instead because they took more than
+    `paused_factor` times it (a process paused with SIGSTOP, or a machine shared with a burst of other jobs)."""
+    import statistics
+
+    seconds = [h.get("train_seconds", 0.0) for h in history]
+    if not paused_factor or not seconds:
+        return seconds, []
+    median = statistics.median(seconds)
+    replaced = [h["epoch"] for h, s in zip(history, seconds) if s > paused_factor * median]
+    return [median if s > paused_factor * median else s for s in seconds], replaced
+
+
+def plot_quality_vs_time(runs: list[tuple[str, dict]], path: str | Path, paused_factor: float | None = None) -> Path:
     """Validation NDCG@10 after each evaluated epoch against the cumulative training seconds of its run."""
     import matplotlib
 
@@ -86,8 +99,9 @@ def plot_quality_vs_time(runs: list[tuple[str, dict]], path: str | Path) -> Path
     markers = itertools.cycle("os^Dvx*")
     for name, m in runs:
         seconds, xs, ys = 0.0, [], []
-        for h in m["history"]:
-            seconds += h.get("train_seconds", 0.0)
+        per_epoch, _ = epoch_seconds(m["history"], paused_factor)
+        for h, epoch_time in zip(m["history"], per_epoch):
+            seconds += epoch_time
             if METRIC in h.get("validation", {}):
                 xs.append(seconds / 60)
                 ys.append(h["validation"][METRIC])
@@ -108,11 +122,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="run folders (those without metrics.json are skipped)")
     parser.add_argument("--plot", help="also write validation NDCG@10 vs training time to this PNG")
+    parser.add_argument("--paused-factor", type=float, help="in the plot, count an epoch that took more than this many "
+                        "times its run's median at the median (a paused process); the epochs are listed")
     args = parser.parse_args()
     runs = load_runs(args.folders)
     print(table(runs))
     if args.plot:
-        plot_quality_vs_time(runs, args.plot)
+        plot_quality_vs_time(runs, args.plot, args.paused_factor)
+        for name, m in runs:
+            replaced = epoch_seconds(m["history"], args.paused_factor)[1]
+            if replaced:
+                print(f"\n{name}: epochs {replaced} took more than {args.paused_factor}x the median epoch; counted at "
+                      "the median in the plot")
 
 
 if __name__ == "__main__":
