@@ -6,10 +6,11 @@
 Several runs per launch is itself under test: a second `train()` must work after the first one finished.
 
 With `HF_REC_TEST_FSDP2=1` the runs are sharded with FSDP2 as `configs/accelerate/fsdp.yaml` shards them on GPUs
-(each block of a text model's backbone its own unit, found from the backbone's `_no_split_modules`). accelerate turns FSDP on only for accelerator devices
-(a CPU launch is `MULTI_CPU`, and its FSDP setting is ignored), while torch's FSDP2 itself runs on CPU over gloo:
-so the test marks the process state FSDP after accelerate has set it up, and everything after that (sharding in
-`prepare`, gathered evaluation and saving, sharded checkpoints) is accelerate's and hf_rec's real FSDP2 path.
+(each block of a text model's backbone its own unit, found from the backbone's `_no_split_modules`). accelerate
+turns FSDP on only for accelerator devices (a CPU launch is `MULTI_CPU`, and its FSDP setting is ignored), while
+torch's FSDP2 itself runs on CPU over gloo: so the test marks the process state FSDP after accelerate has set it
+up, and everything after that (sharding in `prepare`, gathered evaluation and saving, sharded checkpoints) is
+accelerate's and hf_rec's real FSDP2 path.
 """
 
 import os
