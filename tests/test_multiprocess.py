@@ -217,6 +217,30 @@ def test_unsupported_sharding_is_refused_before_any_work(ml100k_dir, tmp_path, f
 # ---- one process: the pieces the multi-process path relies on ------------------------------------------------
 
 
+def test_unsharded_copy_saves_what_the_model_saves_and_allocates_nothing_on_meta(backbones, tmp_path):
+    """What a sharded run saves is a copy built on the meta device from the gathered state: its folder must equal
+    the model's own, tensor for tensor (LoRA adapter included), and nothing may stay on meta (a Llama's rotary
+    frequencies are not in the state dict)."""
+    from safetensors.torch import load_file
+
+    from hf_rec.data import ItemTokenizer
+    from hf_rec.training.sharding import unsharded_copy
+    from test_llmrec import build, item_texts
+
+    texts = item_texts()
+    model = build(backbones["llama"], ItemTokenizer([f"i{n}" for n in range(len(texts))], texts), mode="lora",
+                  item_representation="text+id")
+    rng_before = torch.random.get_rng_state()
+    copy = unsharded_copy(model, model.state_dict())
+    assert torch.equal(torch.random.get_rng_state(), rng_before)  # the copy drew nothing from the dropout RNG
+    assert not [n for n, t in [*copy.named_parameters(), *copy.named_buffers()] if t.is_meta]
+    model.save_pretrained(tmp_path / "model")
+    copy.save_pretrained(tmp_path / "copy")
+    for weights in ("model.safetensors", "adapter/adapter_model.safetensors"):
+        own, copied = load_file(tmp_path / "model" / weights), load_file(tmp_path / "copy" / weights)
+        assert own.keys() == copied.keys() and all(torch.equal(own[k], copied[k]) for k in own)
+
+
 def test_mixed_precision_comes_from_the_launcher_unless_the_run_config_sets_it(ml100k_dir, tmp_path, monkeypatch):
     """`accelerate launch` passes its config file's mixed precision as ACCELERATE_MIXED_PRECISION."""
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")

@@ -81,10 +81,18 @@ def save_model(accelerator: Accelerator, model, folder: Path, tokenizer: ItemTok
 
 
 def unsharded_copy(model, full_state: dict):
-    """A plain model of `model`'s class and config holding `full_state` (every tensor, gathered)."""
-    with torch.random.fork_rng(devices=[]):  # its throwaway initialisation must not move this process's dropout RNG
+    """A plain model of `model`'s class and config holding `full_state` (every tensor, gathered). It is built on the
+    meta device and given the gathered tensors: no second allocation and no random initialisation of a large
+    backbone at every save, and no draw from this process's RNG (which would change its dropout from here on).
+    Buffers that are not in a state dict (a Llama's rotary frequencies) come from `model`: FSDP never shards them."""
+    with torch.device("meta"):
         copy = type(model)(model.config)
-    copy.load_state_dict(full_state, strict=True)
+    copy.load_state_dict(full_state, strict=True, assign=True)
+    buffers = dict(model.named_buffers())
+    for name, buffer in list(copy.named_buffers()):
+        if buffer.is_meta:
+            owner, _, leaf = name.rpartition(".")
+            copy.get_submodule(owner)._buffers[leaf] = buffers[name].detach().clone()
     if hasattr(model, "_backbone_tokenizer"):  # text models: the backbone's text tokenizer is saved with them
         copy._backbone_tokenizer = model.backbone_tokenizer()
     return copy.eval()
