@@ -109,6 +109,15 @@ def test_two_process_resume_continues_exactly(two_process_runs):
     assert logged(root / "stopped", "train/lr")[-4:] == logged(root / "cosine", "train/lr")[-4:]
 
 
+def lora_raw(ml100k_dir, backbone, cheap: bool, item_representation: str = "text", **training) -> dict:
+    """LLMRec `lora` on a tiny random backbone: LoRA on every block, or the cheap path (the top block on cached lower
+    states, 32 items re-encoded per step)."""
+    extra = {"lora_layers": 1, "lora_items_per_step": 32} if cheap else {}
+    return tiny_raw(ml100k_dir, training={"batch_size": 128, "log_every": 50, **training}, model={
+        "family": "llmrec", "mode": "lora", "backbone_name_or_path": backbone, "lora_r": 2, "max_text_length": 8,
+        "item_representation": item_representation, "loss_type": "sampled_softmax", "num_negatives": 16, **extra})
+
+
 @pytest.mark.slow
 def test_lora_trains_on_two_processes(ml100k_dir, backbones, tmp_path):
     """LLMRec `lora` under DDP: a BERT backbone with a pooling layer and a Llama on the cheap path (top block only on
@@ -118,11 +127,7 @@ def test_lora_trains_on_two_processes(ml100k_dir, backbones, tmp_path):
 
     args = []
     for kind in ("bert", "llama"):
-        cheap = {"lora_layers": 1, "lora_items_per_step": 32} if kind == "llama" else {}
-        raw = tiny_raw(ml100k_dir, training={"batch_size": 128, "log_every": 50}, model={
-            "family": "llmrec", "mode": "lora", "backbone_name_or_path": backbones[kind], "lora_r": 2,
-            "max_text_length": 8, "item_representation": "text", "loss_type": "sampled_softmax", "num_negatives": 16,
-            **cheap})
+        raw = lora_raw(ml100k_dir, backbones[kind], cheap=kind == "llama")
         args += [write_config(tmp_path / f"{kind}.yaml", raw), tmp_path / kind]
     launch_two_processes(*args)
     for kind in ("bert", "llama"):
@@ -137,15 +142,6 @@ def test_lora_trains_on_two_processes(ml100k_dir, backbones, tmp_path):
         torch.testing.assert_close(model.model.items.text_embeddings, saved, rtol=1e-4, atol=1e-5)
 
 
-def llama_lora_raw(ml100k_dir, backbone, cheap: bool, **training) -> dict:
-    """LLMRec `lora` on a tiny random Llama: LoRA on every block with text + ID items, or the cheap path (top block
-    on cached states) with text items."""
-    extra = {"lora_layers": 1, "lora_items_per_step": 32} if cheap else {"item_representation": "text+id"}
-    return tiny_raw(ml100k_dir, training={"batch_size": 128, "log_every": 50, **training}, model={
-        "family": "llmrec", "mode": "lora", "backbone_name_or_path": backbone, "lora_r": 2, "max_text_length": 8,
-        "item_representation": "text", "loss_type": "sampled_softmax", "num_negatives": 16, **extra})
-
-
 @pytest.mark.slow
 def test_fsdp2_sharded_lora_trains_like_ddp_saves_gathered_weights_and_resumes(ml100k_dir, backbones, tmp_path):
     """Two CPU processes with FSDP2 (each Llama block its own unit; gloo): LoRA on every block (text + ID items) and on
@@ -156,10 +152,11 @@ def test_fsdp2_sharded_lora_trains_like_ddp_saves_gathered_weights_and_resumes(m
     from hf_rec.data import load_sequential_dataset
     from hf_rec.evaluation import Evaluator
 
-    configs = {name: write_config(tmp_path / f"{name}.yaml", llama_lora_raw(ml100k_dir, backbones["llama"], cheap))
-               for name, cheap in (("all", False), ("cheap", True))}
-    configs["stopped"] = write_config(tmp_path / "stopped.yaml", llama_lora_raw(
-        ml100k_dir, backbones["llama"], True, max_train_minutes=1e-6))
+    llama = backbones["llama"]
+    configs = {"all": write_config(tmp_path / "all.yaml", lora_raw(ml100k_dir, llama, False, "text+id")),
+               "cheap": write_config(tmp_path / "cheap.yaml", lora_raw(ml100k_dir, llama, True)),
+               "stopped": write_config(tmp_path / "stopped.yaml", lora_raw(ml100k_dir, llama, True,
+                                                                            max_train_minutes=1e-6))}
     runs = ("all", "cheap")
     launch_two_processes(*(x for name in (*runs, "stopped") for x in (configs[name], tmp_path / "fsdp" / name)),
                          fsdp2=True)
