@@ -195,18 +195,9 @@ def _evaluate(args) -> int:
 
 def _model_dataset(args, tokenizer):
     """The splits of `args.data` with the options the model was trained with; its items must be the model's."""
-    from .data import load_sequential_dataset
+    from .data import load_dataset_like
 
-    options = {k: v for k, v in tokenizer.metadata.get("options", {}).items() if k != "item_text"}
-    splits, data_tokenizer = load_sequential_dataset(args.data, args.data_dir, **options)
-    # The model's item indices must be the data's: same items in the same order (added items may follow).
-    if data_tokenizer.item_ids != tokenizer.item_ids[: data_tokenizer.num_items]:
-        raise ValueError(
-            f"the items of {args.data!r} (options {options}) do not match the model's item_tokenizer.json "
-            f"({data_tokenizer.num_items} vs {tokenizer.num_items} items): use the dataset and options the model was "
-            "trained with"
-        )
-    return splits
+    return load_dataset_like(tokenizer, args.data, args.data_dir)
 
 
 def _recommend(args) -> int:

@@ -516,3 +516,34 @@ def test_training_with_held_out_items_maps_them_from_text(backbones, ml100k_dir,
     # the best_model/ checkpoint (before the mapping) still has the untrained rows: they differ
     before = load_file(str(tmp_path / "run" / "best_model" / "model.safetensors"))["model.items.id_embeddings.weight"]
     assert not torch.allclose(before[cold], ids[cold], atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["init", "lora"])
+def test_item_and_user_features_in_the_text_model(mode, backbones, item_tokenizer, tmp_path):
+    """LLMRec takes the shared feature module like every family: gradients reach its tables (the text tower's LoRA
+    too), user features move the outputs, and a saved folder reloads with its item-feature buffer and outputs."""
+    model = build(backbones["bert"], item_tokenizer, mode=mode, item_features={"kind": {"vocab_size": 4, "max_values": 1}},
+                  user_features={"age": {"vocab_size": 3}}, item_features_in_scores=True)  # fmt: skip
+    kinds = torch.zeros(item_tokenizer.vocab_size, 1, dtype=torch.long)
+    kinds[1:-2, 0] = torch.arange(item_tokenizer.vocab_size - 3) % 3 + 1
+    model.features.set_item_feature_ids("kind", kinds)
+    batch = make_batch()
+    users = torch.arange(len(batch["input_ids"]))[:, None] % 3
+    model.train()
+    model(**batch, user_features=users).loss.backward()
+    for name, param in model.features.named_parameters():
+        assert param.grad is not None and param.grad[1:].abs().sum() > 0, name
+    if mode == "lora":
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_" in n)
+    model.eval()
+    history = batch["input_ids"][:4]
+    with torch.no_grad():
+        a = model.get_user_embeddings(history, user_features=users[:4])
+        b = model.get_user_embeddings(history, user_features=(users[:4] + 1) % 3)
+    assert (a - b).abs().max() > 1e-4
+    model.save_pretrained(tmp_path)
+    loaded = LLMRecForSequentialRecommendation.from_pretrained(tmp_path).eval()
+    assert loaded.features.item_feature_ids("kind").tolist() == kinds.tolist()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.get_user_embeddings(history, user_features=users[:4]), a)
+        torch.testing.assert_close(loaded.get_item_embeddings(), model.get_item_embeddings())

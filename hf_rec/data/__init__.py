@@ -1,7 +1,7 @@
 """Data: real sequential-recommendation datasets -> leave-one-out splits + ``ItemTokenizer``."""
 
 from .download import DATASET_ARCHIVES, datasets_cache_dir, download_and_verify, extract_zip
-from .loading import BUILTIN_DATASETS, load_sequential_dataset
+from .loading import BUILTIN_DATASETS, load_dataset_like, load_sequential_dataset
 from .splits import SPLIT_FEATURES, dataset_fingerprint, leave_one_out_splits
 from .stats import dataset_statistics
 from .tokenizer import TOKENIZER_FILE_NAME, ItemTokenizer
@@ -22,5 +22,6 @@ __all__ = [
     "download_and_verify",
     "extract_zip",
     "leave_one_out_splits",
+    "load_dataset_like",
     "load_sequential_dataset",
 ]

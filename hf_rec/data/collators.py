@@ -2,7 +2,8 @@
 
 Both read rows with an `item_ids` list, keep the most recent items, LEFT-pad (the newest item is always at
 position -1, see docs/architecture.md) and return `input_ids`, `attention_mask`, `labels` (-100 = no loss).
-Rows that also carry `timestamps` (unix seconds aligned with `item_ids`) add a `timestamps` batch, padded with 0.
+Rows that also carry `timestamps` (unix seconds aligned with `item_ids`) add a `timestamps` batch, padded with 0;
+rows with `user_features` (one value id per user feature) add `user_features` `[B, n_features]`.
 """
 
 from __future__ import annotations
@@ -132,4 +133,6 @@ class SequentialCollator:
         if times is not None:
             # The items' window: for causal, the inputs' times and the last label's (what the last position predicts).
             batch["timestamps"] = left_pad([t[-width:] for t in times], fill=0)
+        if rows and "user_features" in rows[0]:
+            batch["user_features"] = torch.as_tensor(np.asarray([row["user_features"] for row in rows], dtype=np.int64))
         return batch

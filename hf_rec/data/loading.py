@@ -37,7 +37,7 @@ from .tokenizer import ItemTokenizer
 
 logger = logging.getLogger("hf_rec.data")
 
-__all__ = ["BUILTIN_DATASETS", "Interactions", "load_sequential_dataset", "process_interactions"]
+__all__ = ["BUILTIN_DATASETS", "Interactions", "load_dataset_like", "load_sequential_dataset", "process_interactions"]
 
 DATA_FORMAT_VERSION = 1
 
@@ -170,6 +170,20 @@ def _read_generic(path: Path, item_text_path: str | os.PathLike | None, timestam
     return inter
 
 
+def _side_features(name: str, directory: Path, item_features: bool, user_features: bool):
+    """The dataset's side features when asked for (checked before any interaction is read)."""
+    if not (item_features or user_features):
+        return None
+    reader = BUILTIN_DATASETS[name].side_features
+    if reader is None:
+        raise ValueError(f"dataset {name!r} has no item or user features (item_features / user_features must be false)")
+    side = reader(directory)
+    for kind, wanted, found in (("item", item_features, side.items), ("user", user_features, side.users)):
+        if wanted and not found:
+            raise ValueError(f"dataset {name!r} has no {kind} features ({kind}_features must be false)")
+    return side
+
+
 def load_sequential_dataset(
     name_or_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
@@ -180,7 +194,9 @@ def load_sequential_dataset(
     max_history: int | None = None,
     item_text: bool = True,
     item_text_path: str | os.PathLike | None = None,
-    timestamps: bool = False,
+    timestamps: bool | str = False,
+    item_features: bool = False,
+    user_features: bool = False,
 ) -> tuple[DatasetDict, ItemTokenizer]:
     """Load a built-in dataset (``BUILTIN_DATASETS``) or an interaction file and return
     leave-one-out splits (``train`` / ``validation`` / ``test``) and the item tokenizer.
@@ -196,7 +212,15 @@ def load_sequential_dataset(
     split and ``target_timestamp`` to validation / test; the items are ordered as without it. Data
     without a timestamp for every interaction (ML-1M's ``ratings_seq.tsv.gz``, the Amazon sets, a
     file without a ``timestamp`` column) raises ValueError. A file's numeric timestamps are taken as
-    unix seconds. Off, the splits and the fingerprint are those of earlier versions.
+    unix seconds. Off, the splits and the fingerprint are those of earlier versions. ``timestamps="partial"`` gives
+    the times the files have and 0 ("unknown") for the others: ML-1M's ``ratings_seq.tsv.gz`` joined with
+    ``ratings_users0001-2999.dat.gz`` times users 1-2,999 only (``report["interactions_without_timestamp"]``
+    counts the rest). Context features read 0 as unknown; a time bias refuses such data (no made-up times).
+
+    ``item_features=True`` puts the dataset's categorical item features into the tokenizer (ML-1M / ML-100K:
+    ``genre``, ``decade``; Amazon Scientific: ``category``, ``brand``); ``user_features=True`` adds a
+    ``user_features`` column to every split (one value id per feature, ``tokenizer.user_feature_names`` order, 0 =
+    unknown; ML-1M / ML-100K: ``age``, ``gender``, ``occupation``) and their vocabularies to the tokenizer.
 
     Bad input raises ValueError naming the file, the 1-based line and the bad value.
     """
@@ -210,18 +234,26 @@ def load_sequential_dataset(
         isinstance(min_rating, bool) or not isinstance(min_rating, (int, float, np.number)) or not np.isfinite(min_rating)
     ):  # nan would silently drop nothing
         raise ValueError(f"min_rating must be a finite number, got {min_rating!r}")
-    if not isinstance(timestamps, bool):
-        raise ValueError(f"timestamps must be True or False, got {timestamps!r}")
+    for opt, value in (("item_features", item_features), ("user_features", user_features)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{opt} must be True or False, got {value!r}")
+    if not isinstance(timestamps, bool) and timestamps != "partial":
+        raise ValueError(f"timestamps must be True, False or 'partial', got {timestamps!r}")
     key = str(name_or_path)
     if key in BUILTIN_DATASETS:
         if item_text_path is not None:
             raise ValueError("item_text_path is only for interaction files, not built-in datasets")
         directory = _resolve_builtin_dir(key, data_dir)
-        missing = BUILTIN_DATASETS[key].missing_timestamps(directory) if timestamps else None
+        missing = BUILTIN_DATASETS[key].missing_timestamps(directory) if timestamps is True else None
         if missing:  # a time bias fed made-up times would be silently wrong: refuse before reading anything
             raise ValueError(f"dataset {key!r} ({directory}) cannot give timestamps=True: {missing}")
+        side = _side_features(key, directory, item_features, user_features)
         inter = BUILTIN_DATASETS[key].reader(directory, item_text)
         name, source = key, str(directory)
+        if timestamps == "partial" and inter.timestamps is None:
+            if BUILTIN_DATASETS[key].known_timestamps is None:
+                raise ValueError(f"dataset {key!r} ({directory}) has no timestamps at all (timestamps must be false)")
+            inter.timestamps = BUILTIN_DATASETS[key].known_timestamps(directory, inter)
     else:
         path = Path(name_or_path).expanduser()
         if data_dir is not None and not path.is_absolute():
@@ -237,7 +269,13 @@ def load_sequential_dataset(
                 f"{what}; built-in datasets: {', '.join(BUILTIN_DATASETS)} "
                 "(or pass a CSV / TSV / JSONL / Parquet file with user_id, item_id[, timestamp, rating])"
             )
-        inter = _read_generic(path, item_text_path if item_text else None, timestamps)
+        if item_features or user_features:
+            raise ValueError(
+                f"{path}: item_features / user_features are read for the built-in datasets "
+                f"({', '.join(k for k, d in BUILTIN_DATASETS.items() if d.side_features)}), not yet for interaction files"
+            )
+        side = None
+        inter = _read_generic(path, item_text_path if item_text else None, bool(timestamps))
         name, source = path.stem.split(".")[0], str(path)
     t_read = time.perf_counter()
 
@@ -250,16 +288,28 @@ def load_sequential_dataset(
     }
     if item_text_path is not None:
         options["item_text_path"] = str(item_text_path)
-    if timestamps:  # only when on: the options (and so the fingerprint) of other loads stay those of earlier versions
-        options["timestamps"] = True
+    # only when on: the options (and so the fingerprint) of other loads stay those of earlier versions
+    for opt, value in (("timestamps", timestamps), ("item_features", item_features), ("user_features", user_features)):
+        if value:
+            options[opt] = value
     processed = process_interactions(
         inter, name=name, min_rating=min_rating, user_k_core=user_k_core, item_k_core=item_k_core,
-        max_history=max_history, return_timestamps=timestamps,
+        max_history=max_history, return_timestamps=bool(timestamps),
     )  # fmt: skip
     user_ids, lengths, codes, item_ids, report = processed[:5]
+    if timestamps == "partial":
+        report["interactions_without_timestamp"] = int((processed[5] <= 0).sum())
     if report["users"] == 0:
         raise ValueError(f"{source}: no user has {MIN_SEQUENCE_LENGTH} or more interactions after filtering; nothing to split")
     splits = leave_one_out_splits(user_ids, lengths, codes + 1, timestamps=processed[5] if timestamps else None)
+
+    user_vocab = None
+    if user_features:
+        user_vocab = {name: sorted(set(values.values())) for name, values in sorted(side.users.items())}
+        rows = [[user_vocab[name].index(side.users[name][u]) + 1 if u in side.users[name] else 0 for name in user_vocab]
+                for u in user_ids]  # fmt: skip
+        report["users_without_features"] = int(sum(not any(r) for r in rows))
+        splits = DatasetDict({k: split.add_column("user_features", rows) for k, split in splits.items()})
 
     texts = None
     if item_text and inter.texts is not None:
@@ -277,10 +327,28 @@ def load_sequential_dataset(
         "report": report,
         "fingerprint": fingerprint,
     }
-    tokenizer = ItemTokenizer(item_ids, texts, metadata=metadata)
+    if side is not None:
+        metadata["files"].update({p.name: sha256_file(p) for p in side.files})
+    tokenizer = ItemTokenizer(item_ids, texts, metadata=metadata, item_features=side.items if item_features else None,
+                              user_feature_vocabularies=user_vocab)  # fmt: skip
     logger.info(
         "loaded %s: %d users, %d items, %d interactions (read %.2fs, total %.2fs)",
         name, report["users"], report["items"], report["interactions"], t_read - t0, time.perf_counter() - t0,
     )  # fmt: skip
     return splits, tokenizer
 
+
+
+def load_dataset_like(tokenizer: ItemTokenizer, name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None):
+    """The splits of `name_or_path` loaded with the options a model's tokenizer was built with (filters, timestamps,
+    features; its `metadata["options"]`), checked to hold the model's items in the model's order (items added later
+    may follow). Evaluating a saved model on its data starts here."""
+    options = {k: v for k, v in tokenizer.metadata.get("options", {}).items() if k != "item_text"}
+    splits, data_tokenizer = load_sequential_dataset(name_or_path, data_dir, **options)
+    if data_tokenizer.item_ids != tokenizer.item_ids[: data_tokenizer.num_items]:
+        raise ValueError(
+            f"the items of {str(name_or_path)!r} (options {options}) do not match the model's item_tokenizer.json "
+            f"({data_tokenizer.num_items} vs {tokenizer.num_items} items): use the dataset and options the model was "
+            "trained with"
+        )
+    return splits

@@ -7,6 +7,10 @@ Layout (see docs/architecture.md):
 * ``n + 1`` = ``mask_token_id`` (fixed at construction, never moves)
 * ``n + 2, ...`` = items added later with :meth:`ItemTokenizer.add_items` (cold start)
 
+Side information (optional): categorical item features (each item's values, e.g. its genres) and the vocabularies of
+user features, each value numbered from 1 in sorted order (0 = unknown / none). A model built with
+:meth:`ItemTokenizer.feature_config` reads them (``item_feature_ids`` fills its item-feature buffers).
+
 The tokenizer is saved as one JSON file (``item_tokenizer.json``); no pickle is ever used.
 """
 
@@ -15,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
+
+import numpy as np
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,6 +78,10 @@ class ItemTokenizer:
         item_texts: optional item texts, either a mapping raw id -> text or a sequence aligned with
             ``item_ids`` (``None`` entries for items without text).
         metadata: a JSON-serialisable dict (dataset name, fingerprint, options, report, ...).
+        item_features: optional categorical item features, ``{name: values}`` with ``values`` a mapping raw id ->
+            list of strings or a sequence aligned with ``item_ids`` (an item without an entry has none).
+        user_feature_vocabularies: optional ``{name: list of values}`` of user features; a value's id is its
+            position + 1 (see :meth:`encode_user_features`).
     """
 
     pad_token_id: int = 0
@@ -81,6 +91,8 @@ class ItemTokenizer:
         item_ids: Iterable[Any],
         item_texts: Mapping[str, str | None] | Sequence[str | None] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        item_features: Mapping[str, Mapping[str, Sequence[str]] | Sequence[Sequence[str]]] | None = None,
+        user_feature_vocabularies: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         _check_ids_iterable(item_ids, "ItemTokenizer")
         ids = _raw_ids(item_ids, "ItemTokenizer")
@@ -96,6 +108,31 @@ class ItemTokenizer:
         if item_texts is not None:
             self._set_texts(ids, item_texts, start=1)
         self.metadata: dict[str, Any] = dict(metadata or {})
+        self._item_vocab: dict[str, list[str]] = {}
+        self._item_values: dict[str, dict[int, list[int]]] = {}  # name -> {index: value ids}
+        for name, values in sorted((item_features or {}).items()):
+            if not isinstance(values, Mapping):
+                values = list(values)
+                if len(values) != len(ids):
+                    raise ValueError(f"item_features[{name!r}] has {len(values)} entries but there are {len(ids)} items")
+                values = dict(zip(ids, values))
+            by_index = {}
+            for raw, vals in values.items():
+                index = self._index.get(_as_raw_id(raw))
+                if index is not None and vals:  # features of items outside the data are not kept
+                    if isinstance(vals, str):
+                        raise TypeError(f"item_features[{name!r}][{raw!r}] must be a list of values, got the string {vals!r}")
+                    by_index[index] = [str(v) for v in vals]
+            vocab = sorted({v for vals in by_index.values() for v in vals})
+            lookup = {v: i + 1 for i, v in enumerate(vocab)}
+            self._item_vocab[name] = vocab
+            self._item_values[name] = {index: [lookup[v] for v in vals] for index, vals in by_index.items()}
+        self._user_vocab: dict[str, list[str]] = {}  # value id = position + 1, in the order given
+        for name, vocab in sorted((user_feature_vocabularies or {}).items()):
+            vocab = [str(v) for v in vocab]
+            if len(set(vocab)) != len(vocab):
+                raise ValueError(f"user feature {name!r}: the vocabulary lists a value twice")
+            self._user_vocab[name] = vocab
 
     # ------------------------------------------------------------------ layout
     @property
@@ -186,6 +223,64 @@ class ItemTokenizer:
 
     def texts(self, indices: Iterable[int]) -> list[str | None]:
         return [self.text(i) for i in indices]
+
+    # --------------------------------------------------------------- features
+    @property
+    def item_feature_names(self) -> list[str]:
+        return list(self._item_vocab)
+
+    @property
+    def user_feature_names(self) -> list[str]:
+        """Names of the user features, in the column order of a model's ``user_features`` input."""
+        return list(self._user_vocab)
+
+    def feature_vocabulary(self, kind: str, name: str) -> list[str]:
+        """The values of item (``kind="item"``) or user feature ``name``; value id = position + 1."""
+        vocab = {"item": self._item_vocab, "user": self._user_vocab}.get(kind)
+        if vocab is None or name not in vocab:
+            raise ValueError(f"no {kind} feature {name!r} (item: {self.item_feature_names}, user: {self.user_feature_names})")
+        return list(vocab[name])
+
+    def item_feature_ids(self, name: str) -> np.ndarray:
+        """``[vocab_size, max_values]`` value ids of item feature ``name`` per item index (0 = none), the buffer a
+        model with ``feature_config()`` holds."""
+        values = self._item_values[name]
+        width = self.feature_config()["item_features"][name]["max_values"]
+        out = np.zeros((self.vocab_size, width), dtype=np.int64)
+        for index, ids in values.items():
+            out[index, : len(ids)] = ids
+        return out
+
+    def feature_config(self) -> dict[str, Any]:
+        """The model config fields (``item_features``, ``user_features``) for this tokenizer's features (None where
+        it has none)."""
+        items = {name: {"vocab_size": len(vocab) + 1,
+                        "max_values": max([len(v) for v in self._item_values[name].values()] or [1])}
+                 for name, vocab in self._item_vocab.items()}  # fmt: skip
+        users = {name: {"vocab_size": len(vocab) + 1} for name, vocab in self._user_vocab.items()}
+        return {"item_features": items or None, "user_features": users or None}
+
+    def encode_user_features(self, values: Mapping[str, Any]) -> list[int]:
+        """``{feature name: raw value}`` -> one value id per user feature (``user_feature_names`` order). A feature
+        not given, or a value the vocabulary lacks, is 0 ("unknown"); unseen values warn."""
+        if not isinstance(values, Mapping):
+            raise TypeError(f"user features must be a mapping name -> value, got {type(values).__name__}")
+        stray = sorted(set(values) - set(self._user_vocab))
+        if stray:
+            raise ValueError(f"unknown user feature(s) {stray} (this tokenizer has {self.user_feature_names})")
+        out = []
+        for name, vocab in self._user_vocab.items():
+            value = values.get(name)
+            if value is None:
+                out.append(0)
+                continue
+            try:
+                out.append(vocab.index(str(value)) + 1)
+            except ValueError:
+                warnings.warn(f"user feature {name!r}: value {value!r} was not seen in training; treated as unknown",
+                              UserWarning, stacklevel=2)  # fmt: skip
+                out.append(0)
+        return out
 
     # ------------------------------------------------------------ encode / decode
     def encode(self, raw_ids: Iterable[Any], unknown: str = "error") -> list[int]:
@@ -292,7 +387,7 @@ class ItemTokenizer:
     # ------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
         texts = [self._texts.get(self._pos_to_index(p)) for p in range(len(self._ids))]
-        return {
+        out = {
             "format": TOKENIZER_FORMAT,
             "format_version": TOKENIZER_FORMAT_VERSION,
             "pad_token_id": self.pad_token_id,
@@ -302,6 +397,15 @@ class ItemTokenizer:
             "item_texts": texts if self._texts else None,
             "metadata": self.metadata,
         }
+        if self._item_vocab:  # only then: a tokenizer without features writes the file of earlier versions
+            out["item_features"] = {
+                name: {"vocabulary": vocab,
+                       "values": [self._item_values[name].get(self._pos_to_index(p), []) for p in range(len(self._ids))]}
+                for name, vocab in self._item_vocab.items()
+            }  # fmt: skip
+        if self._user_vocab:
+            out["user_features"] = {name: {"vocabulary": vocab} for name, vocab in self._user_vocab.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> ItemTokenizer:
@@ -339,9 +443,30 @@ class ItemTokenizer:
         metadata = data.get("metadata", {})
         if not isinstance(metadata, dict):
             raise bad("'metadata' must be an object")
-        tok = cls(ids[:num_base], texts[:num_base] if texts is not None else None, metadata=metadata)
+        item_features = {}
+        for name, spec in (data.get("item_features") or {}).items():
+            vocab, values = (spec or {}).get("vocabulary"), (spec or {}).get("values")
+            if not isinstance(vocab, list) or not all(isinstance(v, str) for v in vocab):
+                raise bad(f"item_features[{name!r}]['vocabulary'] must be a list of strings")
+            if not isinstance(values, list) or len(values) != len(ids):
+                raise bad(f"item_features[{name!r}]['values'] must hold one list per item ({len(ids)})")
+            for pos, row in enumerate(values):
+                if not isinstance(row, list) or not all(isinstance(v, int) and 1 <= v <= len(vocab) for v in row):
+                    raise bad(f"item_features[{name!r}]['values'][{pos}] must be value ids in 1..{len(vocab)}, got {row!r}")
+            item_features[name] = (vocab, values)
+        user_vocab = {}
+        for name, spec in (data.get("user_features") or {}).items():
+            vocab = (spec or {}).get("vocabulary")
+            if not isinstance(vocab, list) or not all(isinstance(v, str) for v in vocab):
+                raise bad(f"user_features[{name!r}]['vocabulary'] must be a list of strings")
+            user_vocab[name] = vocab
+        tok = cls(ids[:num_base], texts[:num_base] if texts is not None else None, metadata=metadata,
+                  user_feature_vocabularies=user_vocab)  # fmt: skip
         if len(ids) > num_base:
             tok.add_items(ids[num_base:], texts[num_base:] if texts is not None else None)
+        for name, (vocab, values) in item_features.items():  # the saved ids as they are: a model's buffers hold them
+            tok._item_vocab[name] = list(vocab)
+            tok._item_values[name] = {tok._pos_to_index(p): list(row) for p, row in enumerate(values) if row}
         return tok
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> str:

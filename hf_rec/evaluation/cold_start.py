@@ -1,12 +1,13 @@
 """Cold-start evaluation: hold out a seeded fraction of items from training and score the users whose test item is
-one of them; and `add_cold_items`, which adds items to a text model and its `ItemTokenizer` together."""
+one of them; `add_cold_items`, which adds items to a text model and its `ItemTokenizer` together; and
+`truncate_histories`, which turns every user of a split into a cold user with only their most recent items."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
-__all__ = ["cold_start_split", "add_cold_items"]
+__all__ = ["cold_start_split", "add_cold_items", "truncate_histories"]
 
 
 def cold_start_split(splits, tokenizer, fraction: float, seed: int = 0):
@@ -65,3 +66,13 @@ def add_cold_items(model, tokenizer, raw_ids: Sequence, texts: Sequence[str]) ->
     if tokenizer_indices != indices:  # pragma: no cover - guarded by the vocab_size check above
         raise RuntimeError(f"model indices {indices} and tokenizer indices {tokenizer_indices} differ")
     return indices
+
+
+def truncate_histories(split, keep: int):
+    """`split` (validation / test) with each history cut to its `keep` most recent items (and their `timestamps`),
+    the target unchanged: every user becomes a cold user who has just arrived with `keep` interactions (and their
+    attributes, if the split has `user_features`)."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
+    columns = [c for c in ("item_ids", "timestamps") if c in split.column_names]
+    return split.map(lambda row: {c: row[c][-keep:] for c in columns})

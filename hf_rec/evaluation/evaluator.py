@@ -14,7 +14,7 @@ share of the users) and the ranks go through ``accelerator.gather_for_metrics``,
 counts exactly once.
 
 A split with ``timestamps`` (and ``target_timestamp``) columns also gives the models whose config has
-``use_time_bias`` a ``timestamps`` argument: ``[batch, L + 1]``, left-padded with 0 like the inputs, the
+``use_time_bias`` or ``context_features`` a ``timestamps`` argument: ``[batch, L + 1]``, left-padded with 0 like the inputs, the
 target's time as the last column. Other models are never passed it.
 """
 
@@ -92,6 +92,7 @@ class _Collator:
         with_history: bool,
         times: list[np.ndarray] | None = None,
         target_times: np.ndarray | None = None,
+        user_features: np.ndarray | None = None,
     ):
         self.histories = histories
         self.targets = targets
@@ -99,6 +100,7 @@ class _Collator:
         self.with_history = with_history
         self.times = times
         self.target_times = target_times
+        self.user_features = user_features
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         hists = [self.histories[i] for i in indices]
@@ -125,6 +127,8 @@ class _Collator:
             if self.target_times is not None:
                 timestamps = torch.cat([timestamps, torch.from_numpy(self.target_times[indices])[:, None]], dim=1)
             batch["timestamps"] = timestamps
+        if self.user_features is not None:
+            batch["user_features"] = torch.from_numpy(self.user_features[indices])
         if self.with_history:
             hwidth = max(1, max(len(h) for h in hists))
             history = torch.full((len(indices), hwidth), -1, dtype=torch.long)
@@ -216,6 +220,11 @@ class Evaluator:
                 raise ValueError(f"dataset row {bad}: its timestamps and item_ids differ in length")
             if _has_column(dataset_split, "target_timestamp"):
                 self.target_timestamps = np.asarray(list(dataset_split["target_timestamp"]), dtype=np.int64).reshape(-1)
+        self.user_features = None  # one row of value ids per user (models with user features read them)
+        if _has_column(dataset_split, "user_features"):
+            self.user_features = np.asarray(list(dataset_split["user_features"]), dtype=np.int64)
+            if self.user_features.ndim != 2 or len(self.user_features) != len(self.histories):
+                raise ValueError("the user_features column must hold one equally long list of value ids per row")
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -232,7 +241,8 @@ class Evaluator:
 
     def _dataloader(self, max_length: int | None) -> DataLoader:
         collate = _Collator(self.histories, self.targets, max_length, with_history=self.exclude_seen,
-                            times=self.timestamps, target_times=self.target_timestamps)  # fmt: skip
+                            times=self.timestamps, target_times=self.target_timestamps,
+                            user_features=self.user_features)  # fmt: skip
         return DataLoader(
             _Rows(len(self.targets)),
             batch_size=self.batch_size,
@@ -295,10 +305,15 @@ class Evaluator:
         specials = _special_tensor(specials, vocab_size, "cpu").tolist()
         self._check_targets(vocab_size, specials)
 
-        # Only models with a time bias take `timestamps` (other families' signatures have no such argument).
-        use_time = bool(getattr(getattr(model, "config", None), "use_time_bias", False))
+        # Only models that read times (a time bias, context features) or user features get them. A folder exported
+        # before features existed has no `reads_timestamps`: its time bias is the config's `use_time_bias`.
+        config = getattr(model, "config", None)
+        use_time = bool(getattr(model, "reads_timestamps", getattr(config, "use_time_bias", False)))
+        use_users = bool(getattr(model, "reads_user_features", False))
         if use_time and self.timestamps is None:
-            logger.warning("the model has a time bias but the split has no timestamps: it scores with positions only")
+            logger.warning("the model reads timestamps but the split has none: it scores from the order only")
+        if use_users and self.user_features is None:
+            logger.warning("the model reads user features but the split has none: every user counts as unknown")
         dataloader = self._dataloader(max_length)
         if accelerator is not None:
             from accelerate.data_loader import prepare_data_loader
@@ -323,8 +338,9 @@ class Evaluator:
         bar = tqdm(dataloader, desc="Evaluating", disable=not (self.show_progress and is_main))
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            times = {"timestamps": batch["timestamps"]} if use_time and "timestamps" in batch else {}
-            user_emb = model.get_user_embeddings(batch["input_ids"], batch["attention_mask"], **times)
+            inputs = {key: batch[key] for key, wanted in (("timestamps", use_time), ("user_features", use_users))
+                      if wanted and key in batch}  # fmt: skip
+            user_emb = model.get_user_embeddings(batch["input_ids"], batch["attention_mask"], **inputs)
             if user_emb.dtype in (torch.float16, torch.bfloat16):
                 user_emb = user_emb.float()
             user_emb = user_emb.to(device)

@@ -19,6 +19,7 @@ from transformers.utils import logging
 
 from .configuration_bert4rec import BERT4RecConfig
 from .layers import RecTransformerEncoder, RecTransformerModelMixin, reversed_position_ids
+from .features import build_feature_embeddings, with_features
 from .modeling_common import (
     SequentialRecommenderMixin,
     SequentialRecommenderOutput,
@@ -40,9 +41,12 @@ class BERT4RecEmbeddings(nn.Module):
         self.scale = config.hidden_size**0.5 if config.scale_embeddings else 1.0
         self.max_positions = config.max_position_embeddings
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, feature_embeddings: torch.Tensor | None = None
+    ) -> torch.Tensor:
         position_ids = reversed_position_ids(input_ids.shape[1], self.max_positions, input_ids.device)  # [L]
-        embeddings = self.item_embeddings(input_ids) * self.scale + self.position_embeddings(position_ids)[None]
+        items = with_features(self.item_embeddings(input_ids), feature_embeddings)  # scaled with the item they describe
+        embeddings = items * self.scale + self.position_embeddings(position_ids)[None]
         embeddings = self.dropout(self.layer_norm(embeddings))  # [B, L, H]
         return embeddings * attention_mask[..., None].to(embeddings.dtype)
 
@@ -77,6 +81,7 @@ class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPr
         super().__init__(config)
         self.model = BERT4RecModel(config)
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.features = build_feature_embeddings(config)
         self.post_init()
 
     def max_history_length(self) -> int:

@@ -2,7 +2,7 @@
 gives each head its `forward` tail, user / item embeddings and `recommend`.
 
 Written once and imported by each `modeling_<family>.py` as `from .modeling_common import ...`, so that
-`save_pretrained` exports this file (and its siblings `layers.py`, `losses.py`, `retrieval.py`) next to the family's
+`save_pretrained` exports this file (and its siblings `features.py`, `layers.py`, `losses.py`, `retrieval.py`) next to the family's
 file and a saved model loads with `trust_remote_code=True` where hf_rec is not installed. Imports only torch,
 transformers and those siblings.
 
@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .features import FeatureEmbeddings
 from .layers import init_recommender_weights
 from .losses import recommendation_loss
 from .retrieval import check_k, mask_special_scores, topk_items
@@ -78,6 +79,11 @@ class SequentialRecommenderMixin:
     `_prediction_hidden_states` (the states whose last position predicts: NARM computes only that one, BERT4Rec
     appends its mask token) and `_item_vectors` (the item table before the score-space map). Extra keyword inputs
     of `forward` / `get_user_embeddings` (HSTU's `timestamps`) go through to the encoder `self.model`.
+
+    Side information (`features.py`): a head built with `self.features = build_feature_embeddings(config)` turns
+    `user_features` and `timestamps` (with `config.context_features`) and its inputs' item features into
+    `feature_embeddings` `[B, L, H]` that the encoder adds to its item inputs (`_encoder_inputs`); with
+    `config.item_features_in_scores` the scored item vectors get their feature vectors too.
     """
 
     @classmethod
@@ -130,13 +136,51 @@ class SequentialRecommenderMixin:
             return vectors
         return F.normalize(vectors, dim=-1) * temperature**-0.5
 
+    def _scored_item_vectors(self, vectors: torch.Tensor) -> torch.Tensor:
+        """The item vectors that are scored: `vectors`, plus each item's feature vector with
+        `config.item_features_in_scores`, then the score-space map."""
+        features = self._feature_module()
+        if features is not None and getattr(self.config, "item_features_in_scores", False):
+            vectors = vectors + features.item_vectors().to(vectors.dtype)
+        return self._score_space(vectors)
+
     def get_item_embeddings(self) -> torch.Tensor:
         """`[vocab_size, hidden]` table whose dot product with a user embedding scores an item."""
-        return self._score_space(self._item_vectors())
+        return self._scored_item_vectors(self._item_vectors())
+
+    @property
+    def reads_timestamps(self) -> bool:
+        """Whether `timestamps` change this model's outputs (a time bias, or context features)."""
+        return bool(getattr(self.config, "use_time_bias", False) or getattr(self.config, "context_features", None))
+
+    @property
+    def reads_user_features(self) -> bool:
+        """Whether this model takes `user_features` (`config.user_features`)."""
+        return bool(getattr(self.config, "user_features", None))
+
+    def _encoder_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs: dict) -> dict:
+        """The encoder's keyword inputs: `user_features` (and `timestamps`, unless the encoder has a time bias) are
+        read here by the feature module, whose `feature_embeddings` the encoder adds to its item inputs."""
+        inputs = dict(inputs)
+        user_features = inputs.pop("user_features", None)
+        timestamps = inputs.get("timestamps")
+        if not getattr(self.config, "use_time_bias", False):
+            inputs.pop("timestamps", None)
+        features = self._feature_module()
+        if features is not None:
+            inputs["feature_embeddings"] = features(input_ids, attention_mask, user_features, timestamps)
+        return inputs
+
+    def _feature_module(self) -> FeatureEmbeddings | None:
+        return getattr(self, "features", None)  # a module registered by the head, or None
+
+    def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs):
+        """The encoder's output for these inputs (with their feature vectors)."""
+        return self.model(input_ids, attention_mask, **self._encoder_inputs(input_ids, attention_mask, inputs))
 
     def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
         """`[B, L]` -> `[B, L, H]`: the encoder's last hidden state at every position (the training loss reads it)."""
-        return self.model(input_ids, attention_mask, **inputs).last_hidden_state
+        return self._encode(input_ids, attention_mask, **inputs).last_hidden_state
 
     def _prediction_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
         """Hidden states whose last position scores the next item (`forward` without labels, user embeddings):
@@ -161,7 +205,8 @@ class SequentialRecommenderMixin:
             item_vectors (`torch.FloatTensor` of shape `(vocab_size, hidden_size)`, *optional*): The item table to
                 score against, before the score-space map. Defaults to the model's own; the text model passes the
                 table it encoded for this batch.
-            inputs: Further inputs of the family's encoder (HSTU: `timestamps`).
+            inputs: Further inputs: `timestamps` (HSTU's time bias, `config.context_features`), `user_features`
+                (`config.user_features`), and the family encoder's own (NARM's `last_position_only`).
 
         Returns:
             [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)` for
@@ -173,7 +218,7 @@ class SequentialRecommenderMixin:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         if item_vectors is None:
             item_vectors = self._item_vectors()
-        item_embeddings = self._score_space(item_vectors)
+        item_embeddings = self._scored_item_vectors(item_vectors)
         if labels is None:
             hidden_states = self._prediction_hidden_states(input_ids, attention_mask, **inputs)
             users = self._score_space(hidden_states[:, -1])
@@ -301,6 +346,7 @@ class SequentialRecommenderMixin:
         item_chunk_size: int = 65536,
         timestamps: Sequence[Sequence[int]] | None = None,
         exclude: Sequence[Sequence[int]] | None = None,
+        user_features: Sequence[Sequence[int]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k next items for each history.
 
@@ -310,9 +356,12 @@ class SequentialRecommenderMixin:
             exclude_seen (`bool`, defaults to `True`): Never recommend an item already in the history.
             timestamps (list of lists of `int`, *optional*): Unix seconds of each history's items, optionally followed
                 by the time of the request (see `timestamps_to_inputs`). Read by models with a time bias
-                (`config.use_time_bias`); other models rank from the order alone and ignore them.
+                (`config.use_time_bias`) or context features (`config.context_features`); other models rank from the
+                order alone and ignore them.
             exclude (list of lists of `int`, *optional*): Further items never to recommend, per history (e.g. items
                 out of stock); with `exclude_seen` the history's items are excluded as well.
+            user_features (list of lists of `int`, *optional*): Per history, the user's feature value ids (one per
+                `config.user_features` name, in sorted order; 0 = unknown). Read by models with user features.
 
         Returns:
             `(indices, scores)` of shape `(len(histories), k)`, best first; padding and the mask token never
@@ -327,8 +376,14 @@ class SequentialRecommenderMixin:
         k = check_k(k)  # before any work
         if exclude is not None and len(exclude) != len(histories):
             raise ValueError(f"got {len(exclude)} exclusion lists for {len(histories)} histories")
+        users = None
+        if user_features is not None and self.reads_user_features:
+            if len(user_features) != len(histories):
+                raise ValueError(f"got {len(user_features)} user feature rows for {len(histories)} histories")
+            users = torch.as_tensor([[_integer(v, f"user_features {row}", "an integer value id") for v in values]
+                                     for row, values in enumerate(user_features)], dtype=torch.long)  # fmt: skip
         times = None
-        if timestamps is not None and getattr(self.config, "use_time_bias", False):
+        if timestamps is not None and self.reads_timestamps:
             if len(timestamps) != len(histories):
                 raise ValueError(f"got {len(timestamps)} timestamp lists for {len(histories)} histories")
             # every batch's times built (and every row checked) before any scoring
@@ -344,6 +399,8 @@ class SequentialRecommenderMixin:
                 batch = histories[start : start + batch_size]
                 input_ids, attention_mask = self.histories_to_inputs(batch)
                 inputs = {} if times is None else {"timestamps": times[start // batch_size].to(device)}
+                if users is not None:
+                    inputs["user_features"] = users[start : start + batch_size].to(device)
                 user_embeddings = self.get_user_embeddings(input_ids.to(device), attention_mask.to(device), **inputs)
                 indices, scores = topk_items(
                     user_embeddings,

@@ -18,6 +18,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_gru4rec import GRU4RecConfig
 from .layers import left_padded_gru, recommender_gru
+from .features import build_feature_embeddings, with_features
 from .modeling_common import SequentialRecommenderMixin, SequentialRecommenderPreTrainedModel
 
 
@@ -42,19 +43,27 @@ class GRU4RecModel(GRU4RecPreTrainedModel):
     def set_input_embeddings(self, value):
         self.item_embeddings = value
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        feature_embeddings: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
             attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items, 0 for
                 padding. Defaults to `input_ids != pad_token_id`.
+            feature_embeddings (`torch.FloatTensor` of shape `(batch_size, seq_len, hidden_size)`, *optional*): Side
+                information added to the item inputs (the head's `features` module computes it).
 
         Returns:
             [`BaseModelOutput`] with `last_hidden_state` `(batch_size, seq_len, gru_hidden_size)`, zero at padding.
         """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        embeddings = self.embedding_dropout(self.item_embeddings(input_ids))  # [B, L, E]
+        embeddings = self.embedding_dropout(with_features(self.item_embeddings(input_ids), feature_embeddings))  # [B, L, E]
         return BaseModelOutput(last_hidden_state=left_padded_gru(self.gru, embeddings, attention_mask))
 
 
@@ -75,10 +84,11 @@ class GRU4RecForSequentialRecommendation(SequentialRecommenderMixin, GRU4RecPreT
             else nn.Identity()
         )
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.features = build_feature_embeddings(config)
         self.post_init()
 
     def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
-        states = self.model(input_ids, attention_mask, **inputs).last_hidden_state  # [B, L, gru_hidden_size]
+        states = self._encode(input_ids, attention_mask, **inputs).last_hidden_state  # [B, L, gru_hidden_size]
         return self.output_proj(self.dropout(states))  # [B, L, H]
 
 

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_hstu import HSTUConfig
+from .features import build_feature_embeddings, with_features
 from .layers import causal_mask, reversed_position_ids
 from .modeling_common import SequentialRecommenderMixin, SequentialRecommenderPreTrainedModel
 
@@ -136,9 +137,12 @@ class HSTUEmbeddings(nn.Module):
         self.scale = config.hidden_size**0.5
         self.max_positions = config.max_position_embeddings
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, feature_embeddings: torch.Tensor | None = None
+    ) -> torch.Tensor:
         position_ids = reversed_position_ids(input_ids.shape[1], self.max_positions, input_ids.device)  # [L]
-        embeddings = self.item_embeddings(input_ids) * self.scale + self.position_embeddings(position_ids)[None]
+        items = with_features(self.item_embeddings(input_ids), feature_embeddings)
+        embeddings = items * self.scale + self.position_embeddings(position_ids)[None]
         return self.dropout(embeddings) * attention_mask[..., None].to(embeddings.dtype)  # [B, L, H]
 
 
@@ -220,6 +224,8 @@ class HSTUPreTrainedModel(SequentialRecommenderPreTrainedModel):
             nn.init.normal_(module.position_weight, mean=0.0, std=std)
             if module.time_weight is not None:
                 nn.init.normal_(module.time_weight, mean=0.0, std=std)
+        elif isinstance(module, nn.Embedding):
+            super()._init_weights(module)  # side-information tables (features.py): no reference scheme
 
 
 class HSTUModel(HSTUPreTrainedModel):
@@ -243,6 +249,7 @@ class HSTUModel(HSTUPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         timestamps: torch.Tensor | None = None,
+        feature_embeddings: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutput:
         r"""
@@ -256,6 +263,8 @@ class HSTUModel(HSTUPreTrainedModel):
                 training, the request time when recommending), which the last position's time bias then measures
                 from; without it the last item's time is used, as the reference does. Ignored unless
                 `config.use_time_bias`.
+            feature_embeddings (`torch.FloatTensor` of shape `(batch_size, seq_len, hidden_size)`, *optional*): Side
+                information added to the item inputs (the head's `features` module computes it).
 
         Returns:
             [`BaseModelOutput`] with `last_hidden_state` `(batch_size, seq_len, hidden_size)`, zero at padding.
@@ -271,7 +280,7 @@ class HSTUModel(HSTUPreTrainedModel):
                 )
             timestamps = timestamps.to(device=input_ids.device, dtype=torch.long)
         mask = build_hstu_attention_mask(attention_mask)  # [B, 1, L, L]
-        hidden_states = self.embeddings(input_ids, attention_mask)
+        hidden_states = self.embeddings(input_ids, attention_mask, feature_embeddings)
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
                 hidden_states = torch.utils.checkpoint.checkpoint(
@@ -301,6 +310,7 @@ class HSTUForSequentialRecommendation(SequentialRecommenderMixin, HSTUPreTrained
         super().__init__(config)
         self.model = HSTUModel(config)
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.features = build_feature_embeddings(config)
         self.post_init()
 
 

@@ -36,6 +36,7 @@ from transformers import AutoConfig
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_llmrec import LLMRecConfig, default_pooling
+from .features import build_feature_embeddings, with_features
 from .layers import RecTransformerEncoder, reversed_position_ids
 from .llmrec_text import (
     LLMRecItemEncoder,
@@ -97,6 +98,7 @@ class LLMRecModel(LLMRecPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         item_table: torch.Tensor | None = None,
+        feature_embeddings: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutput:
         r"""
@@ -105,13 +107,15 @@ class LLMRecModel(LLMRecPreTrainedModel):
             attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
             item_table (`torch.FloatTensor` of shape `(vocab_size, hidden_size)`, *optional*): Item vectors to read
                 (defaults to the cached table).
+            feature_embeddings (`torch.FloatTensor` of shape `(batch_size, seq_len, hidden_size)`, *optional*): Side
+                information added to the item inputs (the head's `features` module computes it).
         """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         if item_table is None:
             item_table = self.items.cached_table()
         positions = reversed_position_ids(input_ids.shape[1], self.config.max_position_embeddings, input_ids.device)
-        embeddings = item_table[input_ids] * self.scale + self.position_embeddings(positions)[None]
+        embeddings = with_features(item_table[input_ids], feature_embeddings) * self.scale + self.position_embeddings(positions)[None]
         embeddings = self.dropout(embeddings) * attention_mask[..., None].to(embeddings.dtype)  # [B, L, H]
         return BaseModelOutput(last_hidden_state=self.encoder(embeddings, attention_mask))
 
@@ -136,6 +140,7 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
     def __init__(self, config: LLMRecConfig):
         super().__init__(config)
         self.model = LLMRecModel(config)
+        self.features = build_feature_embeddings(config)
         self._backbone_tokenizer = None
         self._source_dir = None
         self.post_init()

@@ -22,6 +22,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_narm import NARMConfig
 from .layers import causal_mask, left_padded_gru, recommender_gru
+from .features import build_feature_embeddings, with_features
 from .modeling_common import SequentialRecommenderMixin, SequentialRecommenderPreTrainedModel
 
 
@@ -71,6 +72,7 @@ class NARMModel(NARMPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         last_position_only: bool = False,
+        feature_embeddings: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutput:
         r"""
@@ -80,6 +82,8 @@ class NARMModel(NARMPreTrainedModel):
                 padding. Defaults to `input_ids != pad_token_id`.
             last_position_only (`bool`, *optional*, defaults to `False`): Compute the session representation of the
                 last position only (prediction), instead of every position (causal training).
+            feature_embeddings (`torch.FloatTensor` of shape `(batch_size, seq_len, hidden_size)`, *optional*): Side
+                information added to the item inputs (the head's `features` module computes it).
 
         Returns:
             [`BaseModelOutput`] with `last_hidden_state` `(batch_size, seq_len or 1, 2 * gru_hidden_size)`, zero at
@@ -87,7 +91,7 @@ class NARMModel(NARMPreTrainedModel):
         """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        embeddings = self.embedding_dropout(self.item_embeddings(input_ids))  # [B, L, E]
+        embeddings = self.embedding_dropout(with_features(self.item_embeddings(input_ids), feature_embeddings))  # [B, L, E]
         states = left_padded_gru(self.gru, embeddings, attention_mask)  # [B, L, H], zero at padding
         seq_len = input_ids.shape[1]
         allowed = attention_mask.bool()[:, None, :]  # [B, 1, L]: a query never sees padding
@@ -113,12 +117,13 @@ class NARMForSequentialRecommendation(SequentialRecommenderMixin, NARMPreTrained
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.bilinear_proj = nn.Linear(2 * config.gru_hidden_size, config.hidden_size, bias=False)  # B: [E, 2H]
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.features = build_feature_embeddings(config)
         self.post_init()
 
     def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
         """`[B, L]` -> `[B, L, E]` (or `[B, 1, E]` with `last_position_only=True`): B c_t, whose dot product with an
         item embedding is its score."""
-        session = self.model(input_ids, attention_mask, **inputs).last_hidden_state
+        session = self._encode(input_ids, attention_mask, **inputs).last_hidden_state
         return self.bilinear_proj(self.dropout(session))
 
     def _prediction_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:

@@ -12,6 +12,7 @@ from torch import nn
 
 from .configuration_sasrec import SASRecConfig
 from .layers import RecTransformerEncoder, RecTransformerModelMixin, reversed_position_ids
+from .features import build_feature_embeddings, with_features
 from .modeling_common import SequentialRecommenderMixin, SequentialRecommenderPreTrainedModel
 
 
@@ -26,9 +27,12 @@ class SASRecEmbeddings(nn.Module):
         self.scale = config.hidden_size**0.5 if config.scale_embeddings else 1.0
         self.max_positions = config.max_position_embeddings
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, feature_embeddings: torch.Tensor | None = None
+    ) -> torch.Tensor:
         position_ids = reversed_position_ids(input_ids.shape[1], self.max_positions, input_ids.device)  # [L]
-        embeddings = self.item_embeddings(input_ids) * self.scale + self.position_embeddings(position_ids)[None]
+        items = with_features(self.item_embeddings(input_ids), feature_embeddings)  # scaled with the item they describe
+        embeddings = items * self.scale + self.position_embeddings(position_ids)[None]
         return self.dropout(embeddings) * attention_mask[..., None].to(embeddings.dtype)  # [B, L, H]
 
 
@@ -60,6 +64,7 @@ class SASRecForSequentialRecommendation(SequentialRecommenderMixin, SASRecPreTra
         super().__init__(config)
         self.model = SASRecModel(config)
         self.item_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.features = build_feature_embeddings(config)
         self.post_init()
 
 

@@ -44,7 +44,10 @@ class NextItemRecommendationPipeline(Pipeline):
         only when the tokenizer has item texts); a list of such dicts, or a list of lists of raw ids (a batch) ->
         one such list per history. A dict may also hold `"timestamps"`: Unix seconds, one per history item,
         optionally followed by the time of the request; models with a time bias read them (in a batch, give them for
-        every history or for none); and `"exclude"`: raw ids never to return (unknown ones are ignored).
+        every history or for none); `"exclude"`: raw ids never to return (unknown ones are ignored); and
+        `"user_features"`: `{feature name: raw value}` for models with user features (a new user's age group,
+        gender, ...; a feature left out or a value never seen in training counts as unknown, the latter with a
+        warning).
     """
 
     _load_tokenizer = False  # no text tokenizer: the ItemTokenizer is loaded below
@@ -109,7 +112,7 @@ class NextItemRecommendationPipeline(Pipeline):
         if any(given) and not all(given):
             raise ValueError(f"history {given.index(False)} has no 'timestamps' but others do: give them for every "
                              "history of a batch or for none")  # fmt: skip
-        histories, timestamps, exclude = [], [], []
+        histories, timestamps, exclude, users = [], [], [], []
         for row, entry in enumerate(entries):
             history, times = entry["history"], entry["timestamps"]
             where = "" if len(entries) == 1 else f"history {row}: "
@@ -128,12 +131,17 @@ class NextItemRecommendationPipeline(Pipeline):
                 known = [raw in self.item_tokenizer for raw in history]
                 timestamps.append([t for t, keep in zip(times, known) if keep] + list(times[len(history) :]))
             exclude.append(self.item_tokenizer.encode(entry["exclude"], unknown="ignore"))
-        return {"histories": histories, "timestamps": timestamps if any(given) else None, "exclude": exclude}
+            try:
+                users.append(self.item_tokenizer.encode_user_features(entry["user_features"] or {}))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{where}{err}") from None
+        return {"histories": histories, "timestamps": timestamps if any(given) else None, "exclude": exclude,
+                "user_features": users if self.item_tokenizer.user_feature_names else None}  # fmt: skip
 
     def _forward(self, model_inputs: dict, top_k: int = 10, exclude_seen: bool = True) -> dict:
         indices, scores = self.model.recommend(model_inputs["histories"], k=top_k, exclude_seen=exclude_seen,
-                                               timestamps=model_inputs["timestamps"],
-                                               exclude=model_inputs["exclude"])  # fmt: skip
+                                               timestamps=model_inputs["timestamps"], exclude=model_inputs["exclude"],
+                                               user_features=model_inputs["user_features"])  # fmt: skip
         return {"indices": indices, "scores": scores}
 
     def postprocess(self, model_outputs: dict) -> list[list[dict[str, Any]]]:
@@ -169,7 +177,7 @@ def _normalise_inputs(inputs: Any) -> tuple[list[dict[str, Any]], bool]:
         if isinstance(item, Mapping):
             entries.append(_entry(item, row))
         elif isinstance(item, Sequence) and not isinstance(item, (str, bytes)):
-            entries.append({"history": list(item), "timestamps": None, "exclude": []})
+            entries.append({"history": list(item), "timestamps": None, "exclude": [], "user_features": None})
         else:
             raise TypeError(
                 f"batch entry {row} is {type(item).__name__} ({item!r}): a flat list of ids is read as a batch of "
@@ -181,11 +189,16 @@ def _normalise_inputs(inputs: Any) -> tuple[list[dict[str, Any]], bool]:
 def _entry(entry: Mapping, row: int) -> dict[str, Any]:
     if "history" not in entry:
         raise ValueError(f"input {row} has no 'history' key (keys: {sorted(entry)})")
-    unknown_keys = set(entry) - {"history", "timestamps", "exclude"}
+    unknown_keys = set(entry) - {"history", "timestamps", "exclude", "user_features"}
     if unknown_keys:
-        raise ValueError(f"input {row} has unknown keys {sorted(unknown_keys)} (allowed: history, timestamps, exclude)")
+        raise ValueError(f"input {row} has unknown keys {sorted(unknown_keys)} (allowed: history, timestamps, exclude, "
+                         "user_features)")  # fmt: skip
     values = {"history": entry["history"], "timestamps": entry.get("timestamps"), "exclude": entry.get("exclude", [])}
     for key, value in values.items():
         if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
             raise TypeError(f"input {row}: {key!r} must be a list, got {type(value).__name__}")
-    return {key: None if value is None else list(value) for key, value in values.items()}
+    user_features = entry.get("user_features")
+    if user_features is not None and not isinstance(user_features, Mapping):
+        raise TypeError(f"input {row}: 'user_features' must be a mapping name -> value, got {type(user_features).__name__}")
+    return {**{key: None if value is None else list(value) for key, value in values.items()},
+            "user_features": None if user_features is None else dict(user_features)}  # fmt: skip

@@ -2,7 +2,8 @@
 
 The export folder holds what a serving stack without PyTorch needs:
 
-    user_encoder.onnx             (input_ids [B, L], attention_mask [B, L][, timestamps [B, L + 1]]) -> [B, H]
+    user_encoder.onnx             (input_ids [B, L], attention_mask [B, L][, timestamps [B, L + 1]]
+                                   [, user_features [B, F]]) -> [B, H]
     item_embeddings.safetensors   "item_embeddings" [V, H]: score = user . item (rows of special ids included)
     export_config.json            special ids, pad id, the longest history read, input names, the check's numbers
 
@@ -35,13 +36,22 @@ CONFIG_FILE = "export_config.json"
 class UserEncoder(nn.Module):
     """`model.get_user_embeddings` as a module with plain tensor inputs (what the exporter traces)."""
 
-    def __init__(self, model: nn.Module, reads_timestamps: bool):
+    def __init__(self, model: nn.Module, reads_timestamps: bool, reads_user_features: bool = False):
         super().__init__()
         self.model = model
         self.reads_timestamps = reads_timestamps
+        self.reads_user_features = reads_user_features
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, timestamps: torch.Tensor | None = None):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+        user_features: torch.Tensor | None = None,
+    ):
         inputs = {"timestamps": timestamps} if self.reads_timestamps else {}
+        if self.reads_user_features:
+            inputs["user_features"] = user_features
         return self.model.get_user_embeddings(input_ids, attention_mask, **inputs)
 
 
@@ -67,11 +77,23 @@ def _sample_timestamps(histories: list[list[int]], seed: int) -> list[list[int]]
     return out
 
 
-def _inputs(model, histories, timestamps) -> dict[str, torch.Tensor]:
+def _sample_user_features(model, count: int, seed: int) -> torch.Tensor | None:
+    """Random value ids (0 = unknown included) for each user feature the model reads, columns in sorted name order."""
+    specs = getattr(model.config, "user_features", None)
+    if not specs:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randint(0, specs[name]["vocab_size"], (count,), generator=generator)
+                        for name in sorted(specs)], dim=1)  # fmt: skip
+
+
+def _inputs(model, histories, timestamps, user_features=None) -> dict[str, torch.Tensor]:
     input_ids, attention_mask = model.histories_to_inputs(histories)
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
     if timestamps is not None:
         inputs["timestamps"] = model.timestamps_to_inputs(timestamps, histories)
+    if user_features is not None:
+        inputs["user_features"] = user_features
     return inputs
 
 
@@ -82,14 +104,15 @@ def export_onnx(model, output_dir: str | Path, check_users: int = 256, k: int = 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    reads_timestamps = bool(getattr(model.config, "use_time_bias", False))
-    encoder = UserEncoder(model, reads_timestamps).eval()
+    reads_timestamps = bool(model.reads_timestamps)
+    reads_user_features = bool(model.reads_user_features)
+    encoder = UserEncoder(model, reads_timestamps, reads_user_features).eval()
     # Example lengths strictly inside (1, longest): an example at a bound of the dynamic range can be specialised.
     longest = model.max_history_length()
     example_histories = [history[: max(1, min(longest - 1, 2 + row))]
                          for row, history in enumerate(_sample_histories(model, 3, seed))]  # fmt: skip
     example_times = _sample_timestamps(example_histories, seed) if reads_timestamps else None
-    example = _inputs(model, example_histories, example_times)
+    example = _inputs(model, example_histories, example_times, _sample_user_features(model, 3, seed))
     batch = torch.export.Dim("batch")
     length = torch.export.Dim("length", min=1, max=model.max_history_length())
     dynamic_shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
@@ -98,7 +121,9 @@ def export_onnx(model, output_dir: str | Path, check_users: int = 256, k: int = 
     else:
         dynamic_shapes["timestamps"] = None
         example["timestamps"] = None
-    names = [name for name in ("input_ids", "attention_mask", "timestamps") if example.get(name) is not None]
+    dynamic_shapes["user_features"] = {0: batch} if reads_user_features else None
+    example.setdefault("user_features", None)
+    names = [name for name in ("input_ids", "attention_mask", "timestamps", "user_features") if example.get(name) is not None]
     onnx_file = str(output_dir / ONNX_FILE)
     with torch.no_grad():
         if any(isinstance(module, nn.GRU) for module in model.modules()):
@@ -107,7 +132,8 @@ def export_onnx(model, output_dir: str | Path, check_users: int = 256, k: int = 
             torch.onnx.export(
                 encoder, tuple(example[name] for name in names), onnx_file, input_names=names,
                 output_names=["user_embeddings"], dynamo=False, opset_version=17,
-                dynamic_axes={**{name: {0: "batch", 1: "length"} for name in names}, "user_embeddings": {0: "batch"}},
+                dynamic_axes={**{name: {0: "batch"} if name == "user_features" else {0: "batch", 1: "length"}
+                                 for name in names}, "user_embeddings": {0: "batch"}},
             )  # fmt: skip
         else:
             program = torch.onnx.export(
@@ -125,7 +151,7 @@ def export_onnx(model, output_dir: str | Path, check_users: int = 256, k: int = 
         "pad_token_id": model.config.pad_token_id,
         "special_ids": list(model.config.special_ids),
         "max_history_length": model.max_history_length(),
-        "inputs": ["input_ids", "attention_mask"] + (["timestamps"] if reads_timestamps else []),
+        "inputs": names,
         "score": "user_embeddings @ item_embeddings.T; special ids and seen items are the caller's to filter",
         "check": check,
     }
@@ -145,11 +171,13 @@ def check_onnx_export(model, output_dir: str | Path, num_users: int = 256, k: in
     names = {i.name for i in session.get_inputs()}
     histories = _sample_histories(model, num_users, seed)
     timestamps = _sample_timestamps(histories, seed) if "timestamps" in names else None
+    users = _sample_user_features(model, num_users, seed) if "user_features" in names else None
     items = model.get_item_embeddings().detach().float()
     max_diff, same_topk = 0.0, 0
     for start in range(0, num_users, 64):
         chunk = histories[start : start + 64]
-        inputs = _inputs(model, chunk, None if timestamps is None else timestamps[start : start + 64])
+        inputs = _inputs(model, chunk, None if timestamps is None else timestamps[start : start + 64],
+                         None if users is None else users[start : start + 64])
         users_onnx = session.run(None, {name: inputs[name].numpy() for name in names})[0]
         with torch.no_grad():
             users_torch = model.get_user_embeddings(**inputs).float()

@@ -1,8 +1,10 @@
 """A REST service for a trained recommender: `hf-rec serve MODEL` (FastAPI + uvicorn).
 
-    POST /recommend  {"users": [{"history": ["1193", "661"], "timestamps": [...], "exclude": [...]}], "k": 10}
+    POST /recommend  {"users": [{"history": ["1193", "661"], "timestamps": [...], "exclude": [...],
+                                 "user_features": {"age": "25", "gender": "F"}}], "k": 10}
                      -> {"recommendations": [[{"item_id": "2858", "score": 9.1, "text": "..."}, ...]]}
-    GET  /health     -> {"status": "ok", "model_type": "sasrec", "num_items": 3706, "reads_timestamps": false}
+    GET  /health     -> {"status": "ok", "model_type": "sasrec", "num_items": 3706, "reads_timestamps": false,
+                         "user_features": []}
     GET  /docs, /openapi.json   the schema (FastAPI)
 
 Raw item ids in and out (the model folder's `item_tokenizer.json` maps them). Every bad request gets a 4xx whose body
@@ -35,6 +37,10 @@ class UserRequest(BaseModel):
     )
     exclude: list[str | int] = Field(default_factory=list, description="Raw item ids never to return (unknown ones "
                                                                        "are ignored).")  # fmt: skip
+    user_features: dict[str, str | int] | None = Field(
+        None, description="The user's attributes, e.g. {\"age\": \"25\", \"gender\": \"F\"}, for models with user "
+        "features (GET /health lists them); a value never seen in training counts as unknown."  # fmt: skip
+    )
 
 
 class RecommendRequest(BaseModel):
@@ -63,6 +69,7 @@ class Health(BaseModel):
     model_type: str
     num_items: int
     reads_timestamps: bool
+    user_features: list[str] = Field(default_factory=list, description="Names of the user features the model reads.")
 
 
 class RequestBatcher:
@@ -148,7 +155,7 @@ def create_app(
 
     model, tokenizer = load_recommender(model_path, revision=revision, trust_remote_code=trust_remote_code)
     recommender = NextItemRecommendationPipeline(model=model.eval(), item_tokenizer=tokenizer)
-    reads_timestamps = bool(getattr(model.config, "use_time_bias", False))
+    reads_timestamps = bool(getattr(model, "reads_timestamps", getattr(model.config, "use_time_bias", False)))
 
     def score(users: list[dict], options: tuple) -> list:
         k, exclude_seen, unknown_items = options
@@ -177,7 +184,7 @@ def create_app(
     @app.get("/health", response_model=Health)
     def health() -> Health:
         return Health(status="ok", model_type=model.config.model_type, num_items=tokenizer.num_items,
-                      reads_timestamps=reads_timestamps)  # fmt: skip
+                      reads_timestamps=reads_timestamps, user_features=tokenizer.user_feature_names)  # fmt: skip
 
     @app.post("/recommend", response_model=RecommendResponse)
     def recommend(request: RecommendRequest) -> RecommendResponse:
@@ -186,7 +193,8 @@ def create_app(
         if request.k > max_k:
             raise HTTPException(422, f"k={request.k} is over the limit of {max_k}")
         users = [{"history": [str(raw) for raw in user.history], "timestamps": user.timestamps,
-                  "exclude": [str(raw) for raw in user.exclude]} for user in request.users]  # fmt: skip
+                  "exclude": [str(raw) for raw in user.exclude], "user_features": user.user_features}
+                 for user in request.users]  # fmt: skip
         try:
             rows = batcher(users, (request.k, request.exclude_seen, request.unknown_items))
         except (ValueError, TypeError) as err:

@@ -72,8 +72,14 @@ class DataArgs:
     `cold_item_fraction` holds out that share of the items (seeded by `cold_item_seed`) from training and
     validation; the run then also reports `test_cold`: metrics on the users whose test item was never trained on.
 
-    `timestamps` carries each interaction's unix time to models with a time bias (`model.use_time_bias`); data
-    without a timestamp for every interaction is refused.
+    `timestamps` carries each interaction's unix time to models with a time bias (`model.use_time_bias`) or
+    context features (`model.context_features`); data without a timestamp for every interaction is refused.
+    `timestamps: partial` gives the times the files have and 0 ("unknown") elsewhere (ML-1M here: users 1-2,999),
+    for context features; a time bias needs `true`.
+
+    `item_features` / `user_features` load the dataset's categorical item / user features and give them to the
+    model as inputs (`hf_rec/models/features.py`; the model's `item_features` / `user_features` fields come from the
+    tokenizer).
     """
 
     name: str = "ml-100k"
@@ -84,12 +90,18 @@ class DataArgs:
     max_history: int | None = None
     cold_item_fraction: float | None = None
     cold_item_seed: int = 0
-    timestamps: bool = False
+    timestamps: bool | str = False
+    item_features: bool = False
+    user_features: bool = False
 
     def __post_init__(self):
         check_fields(self, "data")
         if not self.name:
             raise ValueError("data.name must name a dataset or a file")
+        if not isinstance(self.timestamps, bool) and self.timestamps != "partial":
+            raise ValueError(
+                f"data.timestamps must be true or false, or partial (times where the files have them), got {self.timestamps!r}"
+            )
         if self.cold_item_fraction is not None and not 0.0 < float(self.cold_item_fraction) < 1.0:
             raise ValueError(f"data.cold_item_fraction must be in (0, 1) or null, got {self.cold_item_fraction!r}")
         if self.timestamps and self.cold_item_fraction is not None:
@@ -107,8 +119,9 @@ class DataArgs:
             )
             if v is not None
         }
-        if self.timestamps:  # only when on: the run fingerprint of other runs stays that of earlier versions
-            options["timestamps"] = True
+        for key in ("timestamps", "item_features", "user_features"):
+            if getattr(self, key):  # only when on: the run fingerprint of other runs stays that of earlier versions
+                options[key] = getattr(self, key)
         return options
 
 
@@ -241,17 +254,22 @@ class RunConfig:
             raise ValueError(
                 f"unknown model keys for family {family!r}: {unknown}; allowed: {sorted(allowed)}"
             )
-        derived = sorted({"vocab_size", "pad_token_id", "mask_token_id"} & set(self.model))
+        derived = sorted({"vocab_size", "pad_token_id", "mask_token_id", "item_features", "user_features"} & set(self.model))
         if derived:
             raise ValueError(f"model keys {derived} come from the dataset's ItemTokenizer; remove them from the config")
         for key, annotation in config_annotations(FAMILIES[family][0]).items():
             if key in self.model:
                 self.model[key] = check_value(f"model.{key}", self.model[key], annotation)
         FAMILIES[family][0](**self.model_kwargs())  # validates values now, before any data is loaded
-        if self.model.get("use_time_bias") and not self.data.timestamps:
+        if self.model.get("use_time_bias") and self.data.timestamps is not True:
             raise ValueError(
-                "model.use_time_bias: true needs data.timestamps: true (the time bias reads each item's time)"
+                "model.use_time_bias: true needs data.timestamps: true (the time bias reads each item's time; "
+                f"data.timestamps is {self.data.timestamps!r})"
             )
+        if self.model.get("context_features") and not self.data.timestamps:
+            raise ValueError("model.context_features needs data.timestamps: true (context is read from each item's time)")
+        if self.model.get("item_features_in_scores") and not self.data.item_features:
+            raise ValueError("model.item_features_in_scores: true needs data.item_features: true")
 
     @property
     def family(self) -> str:
@@ -262,8 +280,9 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self.data)
-        if not data["timestamps"]:  # left out when off: records of earlier runs (studies' run records) still match
-            del data["timestamps"]
+        for key in ("timestamps", "item_features", "user_features"):
+            if not data[key]:  # left out when off: records of earlier runs (studies' run records) still match
+                del data[key]
         return {
             "model": dict(self.model),
             "data": data,

@@ -55,16 +55,20 @@ def build_model(run: RunConfig, tokenizer: ItemTokenizer, device: torch.device |
     on `device`)."""
     config_class, head_class = FAMILIES[run.family]
     kwargs = run.model_kwargs()
+    features = {k: v for k, v in tokenizer.feature_config().items() if v and run.data.load_options().get(k)}
     config = config_class(
         vocab_size=tokenizer.vocab_size,
         pad_token_id=tokenizer.pad_token_id,
         mask_token_id=tokenizer.mask_token_id,
+        **features,
         **kwargs,
     )
     if hasattr(head_class, "from_item_tokenizer"):  # families that read item texts (llmrec)
         model = head_class.from_item_tokenizer(config, tokenizer, device=device)
     else:
         model = AutoModelForSequentialRecommendation.from_config(config)
+    for name in config.item_features or {}:  # each item's feature values: a buffer, saved with the weights
+        model.features.set_item_feature_ids(name, torch.from_numpy(tokenizer.item_feature_ids(name)))
     if run.training.init_from:
         initialise_from(model, run.training.init_from)
     return model
@@ -120,12 +124,13 @@ def make_train_loader(run: RunConfig, model, tokenizer: ItemTokenizer, train_spl
         seed=tc.seed + process_index,
     )
     generator = torch.Generator()
-    # Only models with a time bias get `timestamps` in their batches: other models have no use for them.
+    # Only models that read times (a time bias, context) or user features get them in their batches.
     columns = ["item_ids"]
-    if getattr(model.config, "use_time_bias", False):
-        if "timestamps" not in train_split.column_names:
-            raise ValueError("the model has use_time_bias but the training split has no timestamps (data.timestamps)")
-        columns.append("timestamps")
+    for column, wanted in (("timestamps", model.reads_timestamps), ("user_features", model.reads_user_features)):
+        if wanted:
+            if column not in train_split.column_names:
+                raise ValueError(f"the model reads {column} but the training split has no {column} (data.{column})")
+            columns.append(column)
     rows = rows.with_format(columns=columns)
     if tc.group_by_length:  # similar lengths per batch -> little padding; still shuffled within mega-batches
         window = model.config.max_position_embeddings + 1

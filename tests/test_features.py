@@ -1,0 +1,361 @@
+"""Side information as inputs (hf_rec/models/features.py): context ids by hand, every family with features on
+(gradients, outputs that move with each feature, save/load), features off = the plain model, tokenizer vocabularies
+round trip, unknown values, the real datasets' features and a training run that reloads to its own metrics."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import torch
+from test_models import CASES, FAMILIES, HISTORIES, VOCAB_SIZE, make_model, trained_like
+
+from hf_rec import AutoModelForSequentialRecommendation
+from hf_rec.data import ItemTokenizer
+from hf_rec.data import load_sequential_dataset
+from hf_rec.data.collators import SequentialCollator
+from hf_rec.models.features import context_feature_ids
+
+FEATURES = dict(
+    item_features={"genre": {"vocab_size": 6, "max_values": 3}, "decade": {"vocab_size": 4, "max_values": 1}},
+    user_features={"gender": {"vocab_size": 3}, "age": {"vocab_size": 5}},  # columns: age, gender (sorted)
+    context_features=["hour", "weekday", "gap"],
+    item_features_in_scores=True,
+)
+USERS = torch.tensor([[1, 2], [4, 1], [0, 0], [2, 2]])  # one row per history of HISTORIES: (age, gender) value ids
+TIMES = [[1_700_000_000 + 5_000 * j * (row + 1) for j in range(len(h))] for row, h in enumerate(HISTORIES)]
+
+
+def featured_model(family: str, seed: int = 0):
+    model = make_model(family, seed=seed, **FEATURES)
+    generator = torch.Generator().manual_seed(seed)
+    for name, spec in FEATURES["item_features"].items():
+        ids = torch.randint(0, spec["vocab_size"], (VOCAB_SIZE, spec["max_values"]), generator=generator)
+        ids[model.config.special_ids] = 0
+        model.features.set_item_feature_ids(name, ids)
+    return trained_like(model)
+
+
+def user_embeddings(model, users=USERS, times=TIMES, histories=HISTORIES):
+    model.eval()
+    input_ids, attention_mask = model.histories_to_inputs(histories)
+    inputs = {"user_features": users}
+    if times is not None:
+        inputs["timestamps"] = model.timestamps_to_inputs(times, histories)
+    with torch.no_grad():
+        return model.get_user_embeddings(input_ids, attention_mask, **inputs)
+
+
+def test_context_ids_by_hand():
+    monday = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp())  # 00:00 UTC on a Monday
+    # causal layout [B, L + 1]: position j reads the time of what it predicts (j + 1) and the gap from time j
+    times = torch.tensor([[0, monday, monday + 3600 * 13 + 5, monday + 86400 * 5 + 3600 * 23]])
+    ids = context_feature_ids(times, seq_len=3)
+    assert ids["hour"].tolist() == [[1, 14, 24]]  # 0 h, 13 h, 23 h (+1: id 0 is unknown)
+    assert ids["weekday"].tolist() == [[1, 1, 6]]  # Monday, Monday, Saturday (Monday = 0, +1)
+    # gap buckets: unknown (no earlier time), floor(log2(46805 + 1)) = 15, floor(log2(82795 + 79200 + 1)) ... by hand:
+    gap2 = (monday + 86400 * 5 + 3600 * 23) - (monday + 3600 * 13 + 5)
+    assert ids["gap"].tolist() == [[0, int(np.floor(np.log2(3600 * 13 + 5 + 1))) + 1, int(np.floor(np.log2(gap2 + 1))) + 1]]
+    assert ids["gap"][0, 1].item() == 16  # 46805 s: 2**15 <= 46806 < 2**16
+    # aligned layout [B, L] (cloze): its own time and the gap from the previous one; unknown times (<= 0) give 0
+    aligned = context_feature_ids(torch.tensor([[monday, -1, monday + 1]]), seq_len=3)
+    assert aligned["hour"].tolist() == [[1, 0, 1]] and aligned["gap"].tolist() == [[0, 0, 0]]
+    with pytest.raises(ValueError, match="columns"):
+        context_feature_ids(torch.zeros(1, 2, dtype=torch.long), seq_len=3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradients_reach_every_feature_table(family):
+    model = featured_model(family).train()
+    collator = SequentialCollator(model.training_objective, max_length=model.config.max_position_embeddings,
+                                  mask_token_id=model.config.mask_token_id, mask_probability=0.5, seed=0)  # fmt: skip
+    batch = collator([{"item_ids": h, "timestamps": t} for h, t in zip(HISTORIES, TIMES)])
+    model(**batch, user_features=USERS).loss.backward()
+    tables = dict(model.features.named_parameters())
+    assert sorted(tables) == sorted(
+        [f"item_tables.{n}.weight" for n in ("genre", "decade")] + [f"user_tables.{n}.weight" for n in ("age", "gender")]
+        + [f"context_tables.{n}.weight" for n in ("hour", "weekday", "gap")]
+    )
+    for name, param in tables.items():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+        assert param.grad[0].abs().sum() == 0, f"{name}: the 'unknown' row must get no gradient"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_feature_moves_the_outputs_and_only_when_on(family):
+    model = featured_model(family)
+    base = user_embeddings(model)
+    changed = {
+        "user features": user_embeddings(model, users=USERS.flip(0)),
+        "timestamps": user_embeddings(model, times=[[t + 7 * 3600 + 1234 * j for j, t in enumerate(row)] for row in TIMES]),
+    }
+    shuffled = model.features.item_feature_ids("genre")[torch.randperm(VOCAB_SIZE, generator=torch.Generator().manual_seed(0))]
+    model.features.set_item_feature_ids("genre", shuffled)
+    changed["item features"] = user_embeddings(model)
+    for what, out in changed.items():
+        assert (out - base).abs().max() > 1e-4, f"{what} did not change the user embeddings"
+    # the same model without features reads neither user features nor timestamps: they change nothing
+    plain = trained_like(make_model(family))
+    a = user_embeddings(plain, users=None, times=TIMES)
+    b = user_embeddings(plain, users=USERS, times=[[t + 999 for t in row] for row in TIMES])
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_features_off_is_the_plain_model(family):
+    """A config without features builds no feature module: same weights, same outputs, same checkpoint keys, so
+    models saved before features existed load unchanged. A featured model given the plain one's weights and zero
+    feature tables gives the plain model's outputs exactly (the features add nothing else)."""
+    plain = trained_like(make_model(family)).eval()
+    assert "features" not in dict(plain.named_children()) and not any(k.startswith("features.") for k in plain.state_dict())
+    featured = make_model(family, seed=1, **FEATURES).eval()
+    missing, unexpected = featured.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("features.") for k in missing)
+    with torch.no_grad():
+        for param in featured.features.parameters():
+            param.zero_()
+    input_ids, attention_mask = plain.histories_to_inputs(HISTORIES)
+    expected = plain(input_ids, attention_mask).logits
+    got = featured(input_ids, attention_mask, user_features=USERS,
+                   timestamps=plain.timestamps_to_inputs(TIMES, HISTORIES)).logits  # fmt: skip
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_load_keeps_item_features_and_outputs(family, tmp_path):
+    model = featured_model(family)
+    expected = user_embeddings(model)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequentialRecommendation.from_pretrained(tmp_path)
+    assert (tmp_path / "features.py").is_file()
+    torch.testing.assert_close(loaded.features.item_feature_ids("genre"), model.features.item_feature_ids("genre"))
+    torch.testing.assert_close(user_embeddings(loaded), expected, rtol=0, atol=0)
+    indices, _ = loaded.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.tolist())
+    again, _ = model.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.tolist())
+    assert indices.tolist() == again.tolist()
+    other, _ = model.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.flip(0).tolist())
+    assert other.tolist() != again.tolist()
+
+
+def test_bad_feature_inputs_are_refused():
+    model = featured_model("sasrec")
+    with pytest.raises(ValueError, match="user_features column 1 .'gender'. holds value ids outside"):
+        user_embeddings(model, users=torch.tensor([[1, 3]] * len(HISTORIES)))
+    with pytest.raises(ValueError, match="shape"):
+        user_embeddings(model, users=torch.tensor([[1]] * len(HISTORIES)))
+    with pytest.raises(ValueError, match="genre"):
+        model.features.set_item_feature_ids("genre", torch.full((VOCAB_SIZE, 3), 6))
+    for bad in ({"genre": {"vocab_size": 1, "max_values": 1}}, {"genre": {"vocab_size": 4}}, ["genre"]):
+        with pytest.raises(ValueError, match="item_features"):
+            CASES["sasrec"][0](vocab_size=VOCAB_SIZE, item_features=bad)
+    with pytest.raises(ValueError, match="context_features"):
+        CASES["sasrec"][0](vocab_size=VOCAB_SIZE, context_features=["month"])
+
+
+def test_tokenizer_features_round_trip_and_unknown_values(tmp_path):
+    tok = ItemTokenizer(
+        ["a", "b", "c"],
+        item_features={"genre": {"a": ["Drama", "Comedy"], "c": ["Drama"]}, "decade": [["1990s"], [], ["1980s"]]},
+        user_feature_vocabularies={"gender": ["F", "M"], "age": ["1", "18", "25"]},
+    )
+    assert tok.feature_vocabulary("item", "genre") == ["Comedy", "Drama"]  # sorted; id = position + 1
+    assert tok.item_feature_ids("genre").tolist() == [[0, 0], [2, 1], [0, 0], [2, 0], [0, 0]]  # pad, a, b, c, mask
+    assert tok.feature_config() == {
+        "item_features": {"decade": {"vocab_size": 3, "max_values": 1}, "genre": {"vocab_size": 3, "max_values": 2}},
+        "user_features": {"age": {"vocab_size": 4}, "gender": {"vocab_size": 3}},
+    }
+    assert tok.user_feature_names == ["age", "gender"]
+    assert tok.encode_user_features({"gender": "M", "age": "25"}) == [3, 2]
+    assert tok.encode_user_features({"gender": "F"}) == [0, 1]  # a feature not given is unknown
+    with pytest.warns(UserWarning, match="'X' was not seen"):
+        assert tok.encode_user_features({"gender": "X", "age": "18"}) == [2, 0]
+    with pytest.raises(ValueError, match="unknown user feature"):
+        tok.encode_user_features({"zip": "55455"})
+    tok.save_pretrained(tmp_path)
+    loaded = ItemTokenizer.from_pretrained(tmp_path)
+    assert loaded == tok and loaded.item_feature_ids("genre").tolist() == tok.item_feature_ids("genre").tolist()
+    data = json.loads((tmp_path / "item_tokenizer.json").read_text())
+    data["item_features"]["genre"]["values"][0] = [7]
+    (tmp_path / "item_tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"item_features\['genre'\]\['values'\]\[0\]"):
+        ItemTokenizer.from_pretrained(tmp_path)
+    plain = ItemTokenizer(["a"])  # without features the file is that of earlier versions
+    assert "item_features" not in plain.to_dict() and "user_features" not in plain.to_dict()
+
+
+def test_ml1m_features_match_the_files(ml1m_dir):
+    splits, tok = load_sequential_dataset("ml-1m", ml1m_dir, item_features=True, user_features=True)
+    # users.dat: 4,331 men and 1,709 women, every one of the 6,040 users in the data
+    gender = np.asarray(splits["test"]["user_features"])[:, tok.user_feature_names.index("gender")]
+    vocab = tok.feature_vocabulary("user", "gender")
+    assert vocab == ["F", "M"] and np.bincount(gender).tolist() == [0, 1709, 4331]
+    # movies.dat lists Drama for 1,603 of its 3,883 films; 1,493 of them are among the 3,706 rated ones (counted
+    # with pandas from ratings_seq.tsv.gz and movies.dat)
+    genres = tok.item_feature_ids("genre")
+    drama = tok.feature_vocabulary("item", "genre").index("Drama") + 1
+    assert tok.num_items == 3706 and len(tok.feature_vocabulary("item", "genre")) == 18
+    assert int((genres == drama).any(axis=1).sum()) == 1493
+    toy_story = tok.convert_id_to_index("1")  # Toy Story (1995): Animation|Children's|Comedy
+    names = tok.feature_vocabulary("item", "genre")
+    assert sorted(names[v - 1] for v in genres[toy_story] if v) == ["Animation", "Children's", "Comedy"]
+    assert tok.feature_vocabulary("item", "decade")[tok.item_feature_ids("decade")[toy_story][0] - 1] == "1990s"
+
+
+def test_scientific_item_features(scientific_dir):
+    _, tok = load_sequential_dataset("amazon-scientific", scientific_dir, item_features=True)
+    brands = tok.feature_vocabulary("item", "brand")
+    first = tok.convert_id_to_index("B0000223SI")  # "... Sanding Roll. Industrial & Scientific ... Sanding Rolls. PORTER-CABLE."
+    assert brands[tok.item_feature_ids("brand")[first][0] - 1] == "PORTER-CABLE"
+    assert tok.feature_vocabulary("item", "category")[tok.item_feature_ids("category")[first][0] - 1].endswith("Sanding Rolls")
+    with pytest.raises(ValueError, match="no user features"):
+        load_sequential_dataset("amazon-scientific", scientific_dir, user_features=True)
+
+
+def test_training_with_every_feature_reloads_to_its_metrics(ml100k_dir, tmp_path):
+    """A short ML-100K run with item, user and context features: the saved folder holds the feature buffers and
+    vocabularies, and re-evaluates to the run's own test NDCG@10."""
+    from hf_rec.evaluation import Evaluator
+    from hf_rec.training import RunConfig, train
+
+    run = RunConfig.from_dict({
+        "model": {"family": "sasrec", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 1,
+                  "max_position_embeddings": 20, "context_features": ["hour", "weekday", "gap"],
+                  "item_features_in_scores": True},
+        "data": {"name": "ml-100k", "data_dir": str(ml100k_dir), "timestamps": True, "item_features": True,
+                 "user_features": True},
+        "training": {"num_epochs": 1, "batch_size": 256, "seed": 0},
+        "evaluation": {"ks": [10]},
+    })  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train(run, tmp_path / "run")
+    folder = tmp_path / "run"
+    model = AutoModelForSequentialRecommendation.from_pretrained(folder)
+    tok = ItemTokenizer.from_pretrained(folder)
+    assert model.config.user_features == tok.feature_config()["user_features"]
+    assert model.features.item_feature_ids("genre").tolist() == tok.item_feature_ids("genre").tolist()
+    splits, _ = load_sequential_dataset("ml-100k", ml100k_dir, timestamps=True, item_features=True, user_features=True)
+    metrics = Evaluator(splits["test"], ks=(10,), show_progress=False).evaluate(model)
+    assert metrics["ndcg@10"] == pytest.approx(result["test"]["ndcg@10"], abs=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_onnx_export_takes_the_feature_inputs(family, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed: pip install 'hf-rec[export]'")
+    from hf_rec.serving.export import export_onnx
+
+    config = export_onnx(featured_model(family), tmp_path, check_users=32, k=5)
+    assert config["inputs"] == ["input_ids", "attention_mask", "timestamps", "user_features"]
+    assert config["check"]["same_top_k"] == 32 and config["check"]["max_abs_user_vector_diff"] < 1e-4
+
+
+def test_featured_models_load_with_trust_remote_code_without_hf_rec(tmp_path):
+    """The feature module and the item-feature buffers travel with the folder: AutoModel loads every family in a
+    fresh interpreter where `import hf_rec` fails, and gives the in-process logits and recommendations."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from test_models import REMOTE_SCRIPT
+
+    spec, expected = {}, {}
+    for family in FAMILIES:
+        model = featured_model(family).eval()
+        model.save_pretrained(tmp_path / family)
+        input_ids, attention_mask = model.histories_to_inputs(HISTORIES)
+        with torch.no_grad():
+            logits = model(input_ids, attention_mask).logits
+        spec[family] = {"path": str(tmp_path / family), "input_ids": input_ids.tolist(),
+                        "attention_mask": attention_mask.tolist(), "histories": HISTORIES}  # fmt: skip
+        expected[family] = (logits.masked_fill(torch.isinf(logits), 0.0), model.recommend(HISTORIES, k=5)[0])
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    (tmp_path / "remote.py").write_text(textwrap.dedent(REMOTE_SCRIPT))
+    proc = subprocess.run([sys.executable, str(tmp_path / "remote.py"), str(tmp_path / "spec.json"),
+                           str(tmp_path / "out.json")], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    for family in FAMILIES:
+        logits, recommended = expected[family]
+        torch.testing.assert_close(torch.tensor(result[family]["logits"]), logits, rtol=1e-5, atol=1e-6)
+        assert result[family]["recommend"] == recommended.tolist()
+
+
+def featured_folder(tmp_path):
+    """A SASRec folder with features and its tokenizer: items "i1".."i28", user features age and gender."""
+    model = featured_model("sasrec")
+    tok = ItemTokenizer([f"i{n}" for n in range(1, 29)],
+                        user_feature_vocabularies={"age": ["1", "18", "25", "35"], "gender": ["F", "M"]})  # fmt: skip
+    assert tok.vocab_size == VOCAB_SIZE
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return model.eval(), tok
+
+
+def test_pipeline_and_rest_service_take_user_features(tmp_path):
+    pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'hf-rec[serve]'")
+    from fastapi.testclient import TestClient
+
+    from hf_rec.pipelines import NextItemRecommendationPipeline
+    from hf_rec.serving import create_app
+
+    model, tok = featured_folder(tmp_path)
+    history = ["i3", "i7", "i1", "i9"]
+    recommender = NextItemRecommendationPipeline(model=model, item_tokenizer=tok)
+    new_user = recommender({"history": history, "user_features": {"age": "25", "gender": "F"}}, top_k=5)
+    want, _ = model.recommend([tok.encode(history)], k=5, user_features=[[3, 1]])
+    assert [r["item_id"] for r in new_user] == tok.decode(want[0])
+    unknown, _ = model.recommend([tok.encode(history)], k=5, user_features=[[0, 0]])
+    assert [r["item_id"] for r in recommender({"history": history}, top_k=5)] == tok.decode(unknown[0])
+    with pytest.warns(UserWarning, match="not seen in training"):
+        recommender({"history": history, "user_features": {"age": "99"}}, top_k=5)
+    with pytest.raises(ValueError, match="unknown user feature"):
+        recommender({"history": history, "user_features": {"zip": "55455"}}, top_k=5)
+
+    client = TestClient(create_app(str(tmp_path)))
+    assert client.get("/health").json()["user_features"] == ["age", "gender"]
+    body = {"users": [{"history": history, "user_features": {"age": "25", "gender": "F"}}], "k": 5}
+    response = client.post("/recommend", json=body)
+    assert response.status_code == 200
+    assert [r["item_id"] for r in response.json()["recommendations"][0]] == tok.decode(want[0])
+    bad = client.post("/recommend", json={"users": [{"history": history, "user_features": {"zip": "1"}}], "k": 5})
+    assert bad.status_code == 422 and "unknown user feature" in bad.json()["detail"]
+
+
+def test_ml1m_partial_timestamps_give_unknown_context_where_the_files_have_no_time(ml1m_dir, beauty_dir):
+    """`timestamps="partial"`: ML-1M's times for users 1-2,999 (ratings_users0001-2999.dat.gz, 487,650 lines joined
+    on user and movie), 0 for the other 512,559 interactions, whose context ids are then all "unknown"."""
+    from hf_rec.training import RunConfig
+
+    splits, tok = load_sequential_dataset("ml-1m", ml1m_dir, timestamps="partial")
+    assert tok.metadata["report"]["interactions_without_timestamp"] == 1_000_209 - 487_650
+    test = splits["test"]
+    first = test[0]  # user 1: timed, in order, last rating 2001-01-06 23:39:11 UTC
+    assert first["user_id"] == "1" and first["target_timestamp"] == 978824351
+    assert all(a <= b for a, b in zip(first["timestamps"], first["timestamps"][1:] + [first["target_timestamp"]]))
+    late = test[test["user_id"].index("3000")]
+    assert set(late["timestamps"]) == {0} and late["target_timestamp"] == 0
+    times = torch.tensor([late["timestamps"][-5:] + [late["target_timestamp"]]])
+    assert all(ids.abs().sum() == 0 for ids in context_feature_ids(times, seq_len=5).values())
+    with pytest.raises(ValueError, match="use_time_bias: true needs data.timestamps: true"):
+        RunConfig.from_dict({"model": {"family": "hstu", "use_time_bias": True}, "data": {"name": "ml-1m", "timestamps": "partial"}})
+    with pytest.raises(ValueError, match="no timestamps at all"):
+        load_sequential_dataset("amazon-beauty", beauty_dir, timestamps="partial")
+
+
+def test_truncate_histories_makes_cold_users():
+    from datasets import Dataset
+
+    from hf_rec.evaluation.cold_start import truncate_histories
+
+    split = Dataset.from_dict({"user_id": ["u", "v"], "item_ids": [[1, 2, 3, 4], [5]], "timestamps": [[10, 20, 30, 40], [50]],
+                               "target": [6, 7], "user_features": [[1, 2], [0, 1]]})  # fmt: skip
+    cut = truncate_histories(split, 2)
+    assert cut["item_ids"] == [[3, 4], [5]] and cut["timestamps"] == [[30, 40], [50]]
+    assert cut["target"] == [6, 7] and cut["user_features"] == [[1, 2], [0, 1]]
+    with pytest.raises(ValueError, match="keep must be an integer >= 1"):
+        truncate_histories(split, 0)
