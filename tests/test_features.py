@@ -359,3 +359,29 @@ def test_truncate_histories_makes_cold_users():
     assert cut["target"] == [6, 7] and cut["user_features"] == [[1, 2], [0, 1]]
     with pytest.raises(ValueError, match="keep must be an integer >= 1"):
         truncate_histories(split, 0)
+
+
+def test_feature_columns_of_an_interaction_file(tmp_path):
+    path = tmp_path / "interactions.csv"
+    path.write_text(
+        "user_id,item_id,timestamp,genre,age\n"
+        "u1,a,1,Drama|Comedy,25\nu1,b,2,Action,25\nu1,c,3,,25\nu1,d,4,Drama,25\n"
+        "u2,a,4,Drama|Comedy,\nu2,c,5,,\nu2,b,6,Action,\nu2,d,7,Drama,\n"
+    )
+    options = dict(item_features=True, item_feature_columns=["genre"], user_features=True, user_feature_columns=["age"])
+    splits, tok = load_sequential_dataset(path, **options)
+    assert tok.feature_vocabulary("item", "genre") == ["Action", "Comedy", "Drama"]
+    # items a, b, c, d: Drama|Comedy, Action, none (empty cell), Drama
+    assert tok.item_feature_ids("genre")[tok.encode(["a", "b", "c", "d"])].tolist() == [[3, 2], [1, 0], [0, 0], [3, 0]]
+    assert splits["test"]["user_features"] == [[1], [0]]  # u2's age is empty: unknown
+    with pytest.raises(ValueError, match="item_features=True needs item_feature_columns"):
+        load_sequential_dataset(path, item_features=True)
+    with pytest.raises(ValueError, match="item_feature_columns=.'genre'. is given but item_features is not True"):
+        load_sequential_dataset(path, item_feature_columns=["genre"])
+    with pytest.raises(ValueError, match="built-in datasets know their features"):
+        load_sequential_dataset("ml-100k", tmp_path, item_features=True, item_feature_columns=["genre"])
+    path.write_text(path.read_text().replace("u1,b,2,Action,25", "u1,b,2,Action,30"))
+    with pytest.raises(ValueError, match=r"interactions.csv, line 3: user 'u1' has age='30', but '25' on an earlier"):
+        load_sequential_dataset(path, **options)
+    with pytest.raises(ValueError, match=r"has no column\(s\) \['brand'\]"):
+        load_sequential_dataset(path, item_features=True, item_feature_columns=["genre", "brand", "age"])

@@ -209,8 +209,11 @@ def _table_format(path: Path) -> str:
     )
 
 
-def _read_delimited(path: Path, sep: str, required: Sequence[str]) -> tuple[pd.DataFrame, list[int]]:
-    """All columns as strings; returns the frame and the 1-based file line of each row."""
+def _read_delimited(
+    path: Path, sep: str, required: Sequence[str], may_be_empty: Sequence[str] = ()
+) -> tuple[pd.DataFrame, list[int]]:
+    """All columns as strings; returns the frame and the 1-based file line of each row. An empty cell is an error,
+    except in the `may_be_empty` columns (feature columns: no value)."""
     data = read_bytes(path)
     if not data.strip():
         raise _empty(path)
@@ -221,7 +224,7 @@ def _read_delimited(path: Path, sep: str, required: Sequence[str]) -> tuple[pd.D
         )
     except Exception:
         df = None
-    if df is not None and len(df.columns) and not any((df[c] == "").any() for c in df.columns):
+    if df is not None and len(df.columns) and not any((df[c] == "").any() for c in df.columns if c not in may_be_empty):
         # fast path: no quoted multi-line fields assumed; line of row i = i + 2 (header is line 1).
         # Rows with embedded newlines shift this, so check the line count matches.
         n_lines = sum(1 for ln in data.splitlines() if ln.strip())
@@ -229,7 +232,7 @@ def _read_delimited(path: Path, sep: str, required: Sequence[str]) -> tuple[pd.D
             blank_free = [i for i, ln in enumerate(data.splitlines(), start=1) if ln.strip()]
             _check_header(path, list(df.columns), required)
             return df, blank_free[1:]
-    return _scan_delimited(path, _decode(path, data, "utf-8"), sep, required)
+    return _scan_delimited(path, _decode(path, data, "utf-8"), sep, required, may_be_empty)
 
 
 def _check_header(path: Path, columns: list[str], required: Sequence[str]) -> None:
@@ -240,7 +243,9 @@ def _check_header(path: Path, columns: list[str], required: Sequence[str]) -> No
         )
 
 
-def _scan_delimited(path: Path, text: str, sep: str, required: Sequence[str]) -> tuple[pd.DataFrame, list[int]]:
+def _scan_delimited(
+    path: Path, text: str, sep: str, required: Sequence[str], may_be_empty: Sequence[str] = ()
+) -> tuple[pd.DataFrame, list[int]]:
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     header: list[str] | None = None
     rows: list[list[str]] = []
@@ -261,7 +266,7 @@ def _scan_delimited(path: Path, text: str, sep: str, required: Sequence[str]) ->
                 f"{sep.join(row)!r}"
             )
         for name, value in zip(header, row):
-            if value == "":
+            if value == "" and name not in may_be_empty:
                 raise ValueError(f"{path}, line {lineno}: empty value for column {name!r}")
         rows.append(row)
         lines.append(lineno)
@@ -310,7 +315,9 @@ def _read_parquet(path: Path, required: Sequence[str]) -> tuple[pd.DataFrame, li
     return df, None  # type: ignore[return-value]
 
 
-def _read_any(path: Path, required: Sequence[str]) -> tuple[pd.DataFrame, list[int] | None, str]:
+def _read_any(
+    path: Path, required: Sequence[str], may_be_empty: Sequence[str] = ()
+) -> tuple[pd.DataFrame, list[int] | None, str]:
     require_file(path)
     fmt = _table_format(path)
     if fmt == ".jsonl":
@@ -319,7 +326,7 @@ def _read_any(path: Path, required: Sequence[str]) -> tuple[pd.DataFrame, list[i
     elif fmt == ".parquet":
         df, lines = _read_parquet(path, required)
     else:
-        df, lines = _read_delimited(path, _SEPARATORS[fmt], required)
+        df, lines = _read_delimited(path, _SEPARATORS[fmt], required, may_be_empty)
     return df, lines, fmt
 
 
@@ -388,12 +395,18 @@ def _unix_seconds(path: Path, df: pd.DataFrame, lines, name: str, values: np.nda
     return np.floor(values).astype(np.int64)
 
 
-def read_interaction_table(path: Path, *, timestamp_seconds: bool = False) -> dict[str, np.ndarray | None]:
+def read_interaction_table(
+    path: Path, *, timestamp_seconds: bool = False, extra_columns: Sequence[str] = ()
+) -> dict:
     """Generic CSV / TSV / JSONL / Parquet with ``user_id``, ``item_id`` and optional
     ``timestamp`` and ``rating``. Returns numpy arrays (ids as str objects, numbers as float64);
     with ``timestamp_seconds`` also ``timestamp_seconds``, the timestamps as int64 unix seconds
-    (None without a ``timestamp`` column)."""
-    df, lines, _ = _read_any(path, ["user_id", "item_id"])
+    (None without a ``timestamp`` column). ``extra_columns`` (feature columns) come back as
+    ``columns[name]``: str objects, None where empty, with ``where(row)``: "file, line N" of a row."""
+    df, lines, _ = _read_any(path, ["user_id", "item_id"], may_be_empty=extra_columns)
+    missing = [c for c in extra_columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: has no column(s) {missing} (its columns: {list(df.columns)})")
     out: dict[str, np.ndarray | None] = {
         "user": _id_column(path, df, lines, "user_id"),
         "item": _id_column(path, df, lines, "item_id"),
@@ -408,6 +421,10 @@ def read_interaction_table(path: Path, *, timestamp_seconds: bool = False) -> di
             out["timestamp_seconds"] = _unix_seconds(path, df, lines, "timestamp", out["timestamp"])
     if "rating" in df.columns:
         out["rating"] = _numeric_column(path, df, lines, "rating", allow_datetime=False)
+    if extra_columns:
+        out["columns"] = {c: np.asarray([None if pd.isna(v) or str(v).strip() == "" else str(v).strip() for v in df[c]],
+                                        dtype=object) for c in extra_columns}  # fmt: skip
+        out["where"] = lambda row: _where(path, lines, row)
     return out
 
 

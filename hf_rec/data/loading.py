@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import pandas as pd
 from datasets import DatasetDict
 
 from . import _readers as R
-from .builtin import BUILTIN_DATASETS, Interactions, _resolve_builtin_dir
+from .builtin import BUILTIN_DATASETS, Interactions, SideFeatures, _resolve_builtin_dir
 from .download import sha256_file
 from .splits import MIN_SEQUENCE_LENGTH, dataset_fingerprint, leave_one_out_splits
 from .tokenizer import ItemTokenizer
@@ -153,8 +154,15 @@ def process_interactions(
     return user_ids, lengths, codes.astype(np.int64), item_ids, report
 
 
-def _read_generic(path: Path, item_text_path: str | os.PathLike | None, timestamps: bool = False) -> Interactions:
-    cols = R.read_interaction_table(path, timestamp_seconds=timestamps)
+def _read_generic(
+    path: Path,
+    item_text_path: str | os.PathLike | None,
+    timestamps: bool = False,
+    item_columns: Sequence[str] = (),
+    user_columns: Sequence[str] = (),
+) -> tuple[Interactions, SideFeatures | None]:
+    """The interactions of a file, and the side features in its `item_columns` / `user_columns` (None without)."""
+    cols = R.read_interaction_table(path, timestamp_seconds=timestamps, extra_columns=[*item_columns, *user_columns])
     if timestamps and cols["timestamp"] is None:
         raise ValueError(f"{path}: timestamps=True needs a 'timestamp' column, and the file has none")
     inter = Interactions(
@@ -167,7 +175,41 @@ def _read_generic(path: Path, item_text_path: str | os.PathLike | None, timestam
         tpath = Path(item_text_path).expanduser()
         inter.texts = R.read_item_text_table(tpath)
         inter.files.append(tpath)
-    return inter
+    if not (item_columns or user_columns):
+        return inter, None
+    side = SideFeatures()
+    for owners, columns, kind, store in ((cols["item"], item_columns, "item", side.items),
+                                         (cols["user"], user_columns, "user", side.users)):  # fmt: skip
+        for name in columns:
+            values: dict[str, list[str]] = {}
+            for row, (owner, cell) in enumerate(zip(owners, cols["columns"][name])):
+                # an item may have several values, "a|b"; a user has one
+                parsed = [] if cell is None else [v.strip() for v in cell.split("|") if v.strip()] if kind == "item" else [cell]
+                if values.setdefault(owner, parsed) != parsed:
+                    raise ValueError(
+                        f"{cols['where'](row)}: {kind} {owner!r} has {name}={cell!r}, but {'|'.join(values[owner])!r} on "
+                        f"an earlier line; a {kind} feature must be the same on every line of that {kind}"
+                    )
+            store[name] = values if kind == "item" else {owner: v[0] for owner, v in values.items() if v}
+    return inter, side
+
+
+def _feature_columns(path: Path, item_features, item_columns, user_features, user_columns) -> tuple[list, list]:
+    """The feature columns asked of an interaction file, checked: a switch needs its columns and columns their switch."""
+    out = []
+    for kind, switch, given in (("item", item_features, item_columns), ("user", user_features, user_columns)):
+        if isinstance(given, str) or not all(isinstance(c, str) for c in (given or [])):
+            raise ValueError(f"{kind}_feature_columns must be a list of column names, got {given!r}")
+        columns = list(given or [])
+        if switch and not columns:
+            raise ValueError(f"{path}: {kind}_features=True needs {kind}_feature_columns (the file's {kind} feature columns)")
+        if columns and not switch:
+            raise ValueError(f"{kind}_feature_columns={columns} is given but {kind}_features is not True")
+        reserved = {"user_id", "item_id", "timestamp", "rating"} & set(columns)
+        if reserved:
+            raise ValueError(f"{kind}_feature_columns names {sorted(reserved)}, which are not features")
+        out.append(columns)
+    return out[0], out[1]
 
 
 def _side_features(name: str, directory: Path, item_features: bool, user_features: bool):
@@ -197,6 +239,8 @@ def load_sequential_dataset(
     timestamps: bool | str = False,
     item_features: bool = False,
     user_features: bool = False,
+    item_feature_columns: Sequence[str] | None = None,
+    user_feature_columns: Sequence[str] | None = None,
 ) -> tuple[DatasetDict, ItemTokenizer]:
     """Load a built-in dataset (``BUILTIN_DATASETS``) or an interaction file and return
     leave-one-out splits (``train`` / ``validation`` / ``test``) and the item tokenizer.
@@ -220,7 +264,9 @@ def load_sequential_dataset(
     ``item_features=True`` puts the dataset's categorical item features into the tokenizer (ML-1M / ML-100K:
     ``genre``, ``decade``; Amazon Scientific: ``category``, ``brand``); ``user_features=True`` adds a
     ``user_features`` column to every split (one value id per feature, ``tokenizer.user_feature_names`` order, 0 =
-    unknown; ML-1M / ML-100K: ``age``, ``gender``, ``occupation``) and their vocabularies to the tokenizer.
+    unknown; ML-1M / ML-100K: ``age``, ``gender``, ``occupation``) and their vocabularies to the tokenizer. For an
+    interaction file, name its feature columns: ``item_feature_columns`` (categorical; several values as ``a|b``)
+    and ``user_feature_columns`` (one categorical value per user), each the same on every line of its item / user.
 
     Bad input raises ValueError naming the file, the 1-based line and the bad value.
     """
@@ -243,6 +289,9 @@ def load_sequential_dataset(
     if key in BUILTIN_DATASETS:
         if item_text_path is not None:
             raise ValueError("item_text_path is only for interaction files, not built-in datasets")
+        if item_feature_columns or user_feature_columns:
+            raise ValueError("item_feature_columns / user_feature_columns are for interaction files; built-in datasets "
+                             "know their features (item_features / user_features: true)")  # fmt: skip
         directory = _resolve_builtin_dir(key, data_dir)
         missing = BUILTIN_DATASETS[key].missing_timestamps(directory) if timestamps is True else None
         if missing:  # a time bias fed made-up times would be silently wrong: refuse before reading anything
@@ -269,13 +318,10 @@ def load_sequential_dataset(
                 f"{what}; built-in datasets: {', '.join(BUILTIN_DATASETS)} "
                 "(or pass a CSV / TSV / JSONL / Parquet file with user_id, item_id[, timestamp, rating])"
             )
-        if item_features or user_features:
-            raise ValueError(
-                f"{path}: item_features / user_features are read for the built-in datasets "
-                f"({', '.join(k for k, d in BUILTIN_DATASETS.items() if d.side_features)}), not yet for interaction files"
-            )
-        side = None
-        inter = _read_generic(path, item_text_path if item_text else None, bool(timestamps))
+        item_columns, user_columns = _feature_columns(path, item_features, item_feature_columns, user_features,
+                                                      user_feature_columns)  # fmt: skip
+        inter, side = _read_generic(path, item_text_path if item_text else None, bool(timestamps), item_columns,
+                                    user_columns)  # fmt: skip
         name, source = path.stem.split(".")[0], str(path)
     t_read = time.perf_counter()
 
@@ -289,9 +335,10 @@ def load_sequential_dataset(
     if item_text_path is not None:
         options["item_text_path"] = str(item_text_path)
     # only when on: the options (and so the fingerprint) of other loads stay those of earlier versions
-    for opt, value in (("timestamps", timestamps), ("item_features", item_features), ("user_features", user_features)):
+    for opt, value in (("timestamps", timestamps), ("item_features", item_features), ("user_features", user_features),
+                       ("item_feature_columns", item_feature_columns), ("user_feature_columns", user_feature_columns)):
         if value:
-            options[opt] = value
+            options[opt] = list(value) if isinstance(value, (list, tuple)) else value
     processed = process_interactions(
         inter, name=name, min_rating=min_rating, user_k_core=user_k_core, item_k_core=item_k_core,
         max_history=max_history, return_timestamps=bool(timestamps),
@@ -306,8 +353,8 @@ def load_sequential_dataset(
     user_vocab = None
     if user_features:
         user_vocab = {name: sorted(set(values.values())) for name, values in sorted(side.users.items())}
-        rows = [[user_vocab[name].index(side.users[name][u]) + 1 if u in side.users[name] else 0 for name in user_vocab]
-                for u in user_ids]  # fmt: skip
+        ids = {name: {v: i + 1 for i, v in enumerate(vocab)} for name, vocab in user_vocab.items()}
+        rows = [[ids[name].get(side.users[name].get(u), 0) for name in user_vocab] for u in user_ids]
         report["users_without_features"] = int(sum(not any(r) for r in rows))
         splits = DatasetDict({k: split.add_column("user_features", rows) for k, split in splits.items()})
 

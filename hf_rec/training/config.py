@@ -79,7 +79,7 @@ class DataArgs:
 
     `item_features` / `user_features` load the dataset's categorical item / user features and give them to the
     model as inputs (`hf_rec/models/features.py`; the model's `item_features` / `user_features` fields come from the
-    tokenizer).
+    tokenizer). For an interaction file, `item_feature_columns` / `user_feature_columns` name its feature columns.
     """
 
     name: str = "ml-100k"
@@ -93,11 +93,17 @@ class DataArgs:
     timestamps: bool | str = False
     item_features: bool = False
     user_features: bool = False
+    item_feature_columns: list[str] | None = None
+    user_feature_columns: list[str] | None = None
 
     def __post_init__(self):
         check_fields(self, "data")
         if not self.name:
             raise ValueError("data.name must name a dataset or a file")
+        for key in ("item_feature_columns", "user_feature_columns"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(c, str) and c for c in value)):
+                raise ValueError(f"data.{key} must be a list of column names, e.g. [genre, brand], got {value!r}")
         if not isinstance(self.timestamps, bool) and self.timestamps != "partial":
             raise ValueError(
                 f"data.timestamps must be true or false, or partial (times where the files have them), got {self.timestamps!r}"
@@ -119,7 +125,7 @@ class DataArgs:
             )
             if v is not None
         }
-        for key in ("timestamps", "item_features", "user_features"):
+        for key in ("timestamps", "item_features", "user_features", "item_feature_columns", "user_feature_columns"):
             if getattr(self, key):  # only when on: the run fingerprint of other runs stays that of earlier versions
                 options[key] = getattr(self, key)
         return options
@@ -280,7 +286,7 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self.data)
-        for key in ("timestamps", "item_features", "user_features"):
+        for key in ("timestamps", "item_features", "user_features", "item_feature_columns", "user_feature_columns"):
             if not data[key]:  # left out when off: records of earlier runs (studies' run records) still match
                 del data[key]
         return {
