@@ -385,3 +385,21 @@ def test_feature_columns_of_an_interaction_file(tmp_path):
         load_sequential_dataset(path, **options)
     with pytest.raises(ValueError, match=r"has no column\(s\) \['brand'\]"):
         load_sequential_dataset(path, item_features=True, item_feature_columns=["genre", "brand", "age"])
+
+
+def test_feature_vocabularies_round_trip_through_the_hub(hub_server, hub_repo_id, tmp_path):
+    """push_to_hub + load_recommender (the loopback Hub): the tokenizer's vocabularies, the model's feature buffers
+    and its outputs come back as they were."""
+    from hf_rec.hub import load_recommender, push_to_hub
+
+    model, _ = featured_folder(tmp_path)
+    tok = ItemTokenizer([f"i{n}" for n in range(1, 29)], item_features={"genre": [["a", "b"]] * 14 + [["c"]] * 14},
+                        user_feature_vocabularies={"age": ["1", "18", "25", "35"], "gender": ["F", "M"]})  # fmt: skip
+    with pytest.raises(ValueError, match="the model reads user features"):  # a tokenizer without the vocabularies
+        push_to_hub(model, hub_repo_id, tokenizer=ItemTokenizer([f"i{n}" for n in range(1, 29)]))
+    push_to_hub(model, hub_repo_id, tokenizer=tok)
+    loaded, loaded_tok = load_recommender(hub_repo_id)
+    assert loaded_tok == tok and loaded_tok.feature_vocabulary("user", "age") == ["1", "18", "25", "35"]
+    assert loaded_tok.item_feature_ids("genre").tolist() == tok.item_feature_ids("genre").tolist()
+    torch.testing.assert_close(loaded.features.item_feature_ids("genre"), model.features.item_feature_ids("genre"))
+    torch.testing.assert_close(user_embeddings(loaded), user_embeddings(model), rtol=0, atol=0)

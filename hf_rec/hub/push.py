@@ -269,6 +269,7 @@ def push_to_hub(
             raise TypeError(f"push_to_hub takes a run folder or a model, got {type(model).__name__}")
         if tokenizer is None:
             raise ValueError("pushing a model object needs tokenizer=<its ItemTokenizer> (item_tokenizer.json)")
+        check_tokenizer_matches(model, tokenizer, "push_to_hub")
         with tempfile.TemporaryDirectory(prefix="hf_rec_push_") as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
@@ -400,3 +401,9 @@ def check_tokenizer_matches(model, tokenizer: ItemTokenizer, source: str = "the 
         )
     if mask is not None and mask != tokenizer.mask_token_id:
         raise ValueError(f"{source}: tokenizer mask_token_id {tokenizer.mask_token_id} != model mask_token_id {mask}")
+    users = getattr(model.config, "user_features", None)
+    if users and tokenizer.feature_config()["user_features"] != users:
+        raise ValueError(
+            f"{source}: the model reads user features {users} but item_tokenizer.json has "
+            f"{tokenizer.feature_config()['user_features']}: raw values could not be encoded for it"
+        )
