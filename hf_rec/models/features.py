@@ -79,6 +79,7 @@ class FeatureEmbeddings(nn.Module):
 
     def __init__(self, config, dim: int):
         super().__init__()
+        self.dim = dim
         self.item_names = list(config.item_features or {})
         self.user_names = sorted(config.user_features or {})  # the columns of `user_features` (config.json sorts keys)
         self.context_names = list(config.context_features or [])
@@ -105,9 +106,7 @@ class FeatureEmbeddings(nn.Module):
         ids = torch.as_tensor(ids, dtype=torch.long)
         if ids.shape != buffer.shape:
             raise ValueError(f"item feature {name!r}: expected ids of shape {tuple(buffer.shape)}, got {tuple(ids.shape)}")
-        size = self.item_tables[name].num_embeddings
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
-            raise ValueError(f"item feature {name!r}: value ids must be in [0, {size}), got {int(ids.min())}..{int(ids.max())}")
+        _check_value_ids(ids, self.item_tables[name].num_embeddings, f"item feature {name!r}")
         buffer.copy_(ids)
 
     def item_vectors(self, item_ids: torch.Tensor | None = None) -> torch.Tensor | None:
@@ -135,7 +134,8 @@ class FeatureEmbeddings(nn.Module):
         batch, seq_len = input_ids.shape
         out = self.item_vectors(input_ids)
         if out is None:
-            out = torch.zeros(batch, seq_len, self._dim(), device=input_ids.device, dtype=self._dtype())
+            dtype = next(self.parameters()).dtype
+            out = torch.zeros(batch, seq_len, self.dim, device=input_ids.device, dtype=dtype)
         if self.user_names and user_features is not None:
             if user_features.shape != (batch, len(self.user_names)):
                 raise ValueError(
@@ -143,12 +143,10 @@ class FeatureEmbeddings(nn.Module):
                     f"feature: {', '.join(self.user_names)}), got {tuple(user_features.shape)}"
                 )
             user_features = user_features.to(input_ids.device).long()
-            checkable = not (torch.jit.is_tracing() or torch.compiler.is_compiling())  # values are data, not shapes
-            for i, name in enumerate(self.user_names if checkable else []):
-                size = self.user_tables[name].num_embeddings
-                if user_features.numel() and not 0 <= int(user_features[:, i].min()) <= int(user_features[:, i].max()) < size:
-                    raise ValueError(f"user_features column {i} ({name!r}) holds value ids outside [0, {size}): "
-                                     f"{user_features[:, i].tolist()[:8]}")
+            if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):  # values are data: not checked in export
+                for i, name in enumerate(self.user_names):
+                    _check_value_ids(user_features[:, i], self.user_tables[name].num_embeddings,
+                                     f"user_features column {i} ({name!r})")  # fmt: skip
             users = sum(self.user_tables[name](user_features[:, i]) for i, name in enumerate(self.user_names))
             out = out + users[:, None, :]
         if self.context_names and timestamps is not None:
@@ -156,12 +154,10 @@ class FeatureEmbeddings(nn.Module):
             out = out + sum(self.context_tables[name](ids[name]) for name in self.context_names)
         return out * attention_mask[..., None].to(out.dtype)
 
-    def _dim(self) -> int:
-        tables = [*self.item_tables.values(), *self.user_tables.values(), *self.context_tables.values()]
-        return tables[0].embedding_dim
 
-    def _dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
+def _check_value_ids(ids: torch.Tensor, size: int, what: str) -> None:
+    if ids.numel() and not (int(ids.min()) >= 0 and int(ids.max()) < size):
+        raise ValueError(f"{what} holds value ids outside [0, {size}): {int(ids.min())}..{int(ids.max())}")
 
 
 __all__ = ["FeatureEmbeddings", "build_feature_embeddings", "context_feature_ids", "with_features"]
