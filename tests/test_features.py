@@ -240,6 +240,10 @@ def test_training_with_every_feature_reloads_to_its_metrics(ml100k_dir, tmp_path
     splits, _ = load_sequential_dataset("ml-100k", ml100k_dir, timestamps=True, item_features=True, user_features=True)
     metrics = Evaluator(splits["test"], ks=(10,), show_progress=False).evaluate(model)
     assert metrics["ndcg@10"] == pytest.approx(result["test"]["ndcg@10"], abs=1e-6)
+    card = (folder / "README.md").read_text()
+    assert ("Side information read by the model: item features decade (8 values), genre (19 values), also in the "
+            "scored item vectors; user features age (7 values), gender (2 values), occupation (21 values); context "
+            "hour, weekday, gap from each interaction's time (0 = unknown)") in card  # fmt: skip
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -38,6 +38,22 @@ def metric_label(name: str, protocol: dict[str, Any]) -> str:
     return f"{pretty}@{k} ({ranking}, {seen}, leave-one-out)" if k else f"{pretty} ({ranking}, {seen})"
 
 
+def side_information(model_config: dict[str, Any] | None) -> str:
+    """One line naming the side information a model reads (its config's feature fields), empty for none."""
+    config = model_config or {}
+    parts = []
+    if config.get("item_features"):
+        scored = ", also in the scored item vectors" if config.get("item_features_in_scores") else ""
+        parts.append("item features " + ", ".join(f"{n} ({s['vocab_size'] - 1} values)" for n, s in
+                                                  sorted(config["item_features"].items())) + scored)  # fmt: skip
+    if config.get("user_features"):
+        parts.append("user features " + ", ".join(f"{n} ({s['vocab_size'] - 1} values)" for n, s in
+                                                  sorted(config["user_features"].items())))  # fmt: skip
+    if config.get("context_features"):
+        parts.append("context " + ", ".join(config["context_features"]) + " from each interaction's time (0 = unknown)")
+    return "; ".join(parts)
+
+
 def render_model_card(
     results: dict[str, Any],
     run_config: dict[str, Any],
@@ -109,6 +125,7 @@ def render_model_card(
         best_metric_value=best_value if best_value is not None else float("nan"),
         best_epoch=results.get("best_epoch"),
         has_plot=True,
+        side_information=side_information(model_config),
         max_history=(model_config or {}).get("max_position_embeddings")
         or run_config.get("model", {}).get("max_position_embeddings"),
         model_config=yaml.safe_dump(run_config.get("model", {}), default_flow_style=True, width=10_000).strip(),

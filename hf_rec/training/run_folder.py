@@ -140,4 +140,5 @@ def write_run_folder(output_dir: Path, model, tokenizer: ItemTokenizer, run: Run
     run.save(output_dir / "training_config.yaml")
     atomic_write_text(output_dir / "metrics.json", json.dumps(results, indent=1))
     plot_training_curves(results["history"], output_dir / "training_curves.png", run.evaluation.metric_for_best_model)
-    atomic_write_text(output_dir / "README.md", render_model_card(results, run.to_dict()))
+    card = render_model_card(results, run.to_dict(), model_config=model.config.to_dict())
+    atomic_write_text(output_dir / "README.md", card)
