@@ -407,3 +407,42 @@ def test_feature_vocabularies_round_trip_through_the_hub(hub_server, hub_repo_id
     assert loaded_tok.item_feature_ids("genre").tolist() == tok.item_feature_ids("genre").tolist()
     torch.testing.assert_close(loaded.features.item_feature_ids("genre"), model.features.item_feature_ids("genre"))
     torch.testing.assert_close(user_embeddings(loaded), user_embeddings(model), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_untrained_items_are_scored_from_their_features(family):
+    """With item features in the scores, a held-out item's ID vector is zeroed (`map_untrained_items`), so its score
+    is the user vector . its feature vector, by hand; without features the call changes nothing."""
+    model = featured_model(family).eval()
+    cold = [3, 11]
+    model.map_untrained_items(cold)
+    input_ids, attention_mask = model.histories_to_inputs(HISTORIES[:2])
+    with torch.no_grad():
+        users = model.get_user_embeddings(input_ids, attention_mask)
+        logits = model(input_ids, attention_mask).logits
+        features = model.features.item_vectors()[cold]
+    torch.testing.assert_close(logits[:, cold], model._score_space(users) @ model._score_space(features).T)
+    plain = trained_like(make_model(family))
+    before = plain.get_item_embeddings().clone()
+    plain.map_untrained_items(cold)
+    assert torch.equal(plain.get_item_embeddings(), before)
+
+
+def test_item_id_dropout_acts_in_training_only():
+    model = make_model("sasrec", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, item_id_dropout=0.5, **FEATURES)
+    model = trained_like(model)
+    model.features.set_item_feature_ids("genre", torch.randint(0, 6, (VOCAB_SIZE, 3), generator=torch.Generator().manual_seed(0)))
+    collator = SequentialCollator("causal", max_length=model.config.max_position_embeddings)
+    batch = collator([{"item_ids": h} for h in HISTORIES])
+    plain = make_model("sasrec", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                       **{**FEATURES, "item_id_dropout": 0.0})  # fmt: skip
+    plain.load_state_dict(model.state_dict())
+    model.train(), plain.train()
+    torch.manual_seed(0)
+    dropped = model(**batch).loss
+    assert not torch.allclose(dropped, plain(**batch).loss)  # some ID vectors left out of the scored table
+    model.eval(), plain.eval()
+    input_ids, attention_mask = model.histories_to_inputs(HISTORIES)
+    torch.testing.assert_close(model(input_ids, attention_mask).logits, plain(input_ids, attention_mask).logits)
+    with pytest.raises(ValueError, match="item_id_dropout needs item_features_in_scores"):
+        CASES["sasrec"][0](vocab_size=VOCAB_SIZE, item_id_dropout=0.3)

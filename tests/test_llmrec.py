@@ -465,7 +465,7 @@ def test_trust_remote_code_without_hf_rec(backbones, item_tokenizer, tmp_path):
         torch.testing.assert_close(torch.tensor(result[mode][1]), expected[mode], rtol=1e-5, atol=1e-5)
 
 
-def test_map_items_from_text_ignores_the_untrained_rows(backbones, item_tokenizer):
+def test_map_untrained_items_ignores_the_untrained_rows(backbones, item_tokenizer):
     """Held-out cold items of an `"id"` model get the text -> ID map fitted on the other items: their own (untrained)
     rows must not influence the result."""
     model = build(backbones["bert"], item_tokenizer, mode="init", init_method="pca", item_representation="id")
@@ -476,7 +476,7 @@ def test_map_items_from_text_ignores_the_untrained_rows(backbones, item_tokenize
     for junk in (5.0, -5.0):
         with torch.no_grad():
             items.id_embeddings.weight[cold] = junk
-        model.map_items_from_text(cold)
+        model.map_untrained_items(cold)
         results.append(items.id_embeddings.weight[cold].detach().clone())
         with torch.no_grad():
             torch.testing.assert_close(results[-1], items.projection(items.text_embeddings[cold]))
@@ -485,7 +485,7 @@ def test_map_items_from_text_ignores_the_untrained_rows(backbones, item_tokenize
 
     text_model = build(backbones["bert"], item_tokenizer, mode="init", item_representation="text+id")
     before = text_model.get_item_embeddings().detach().clone()
-    text_model.map_items_from_text(cold)  # other representations already score held-out items from their text
+    text_model.map_untrained_items(cold)  # other representations already score held-out items from their text
     torch.testing.assert_close(text_model.get_item_embeddings(), before)
 
 

@@ -56,6 +56,10 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         item_features_in_scores (`bool`, *optional*, defaults to `False`):
             Also add the item-feature vectors to the item vectors that are scored, so that an item never trained on
             (cold start) is scored from its features.
+        item_id_dropout (`float`, *optional*, defaults to 0.0):
+            With `item_features_in_scores`, the share of items whose ID vector is left out of the scored table at
+            each training step (DropoutNet, Volkovs et al. 2017): the model learns to score an item from its features
+            alone, as it must for an item never trained on (whose ID vector is zero).
         user_features (`dict`, *optional*):
             Categorical user features, `{name: {"vocab_size": V}}`, given to `forward` / `recommend` as
             `user_features` (one value id per feature, 0 = unknown) and added at every position.
@@ -80,12 +84,16 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         tie_word_embeddings: bool = True,
         item_features: dict | None = None,
         item_features_in_scores: bool = False,
+        item_id_dropout: float = 0.0,
         user_features: dict | None = None,
         context_features: list[str] | None = None,
         **kwargs,
     ):
         _check_int("vocab_size", vocab_size, minimum=2)
         _check_features(item_features, user_features, context_features)
+        _check_probability("item_id_dropout", item_id_dropout)
+        if item_id_dropout and not item_features_in_scores:
+            raise ValueError("item_id_dropout needs item_features_in_scores: true (the features score a dropped item)")
         _check_int("hidden_size", hidden_size, minimum=1)
         _check_int("max_position_embeddings", max_position_embeddings, minimum=1)
         _check_choice("loss_type", loss_type, LOSS_TYPES)
@@ -124,6 +132,7 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         # empty means off: stored as None so that a config without features serialises as before
         self.item_features = {k: dict(v) for k, v in item_features.items()} if item_features else None
         self.item_features_in_scores = bool(item_features_in_scores)
+        self.item_id_dropout = float(item_id_dropout)
         self.user_features = {k: dict(v) for k, v in user_features.items()} if user_features else None
         self.context_features = list(context_features) if context_features else None
         super().__init__(pad_token_id=pad_token_id, **kwargs)

@@ -102,6 +102,8 @@ class LLMRecConfig(TransformerRecommenderConfig):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if self.item_id_dropout:
+            raise ValueError("item_id_dropout is for ID models: a text model scores untrained items from their text")
         if isinstance(backbone_name_or_path, os.PathLike):
             backbone_name_or_path = os.fspath(backbone_name_or_path)
         if backbone_name_or_path is not None and not isinstance(backbone_name_or_path, str):

@@ -218,6 +218,10 @@ class SequentialRecommenderMixin:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         if item_vectors is None:
             item_vectors = self._item_vectors()
+        dropout = getattr(self.config, "item_id_dropout", 0.0)
+        if labels is not None and self.training and dropout > 0:  # some items scored from their features alone
+            keep = torch.rand(item_vectors.shape[0], 1, device=item_vectors.device) >= dropout
+            item_vectors = item_vectors * keep.to(item_vectors.dtype)
         item_embeddings = self._scored_item_vectors(item_vectors)
         if labels is None:
             hidden_states = self._prediction_hidden_states(input_ids, attention_mask, **inputs)
@@ -266,9 +270,15 @@ class SequentialRecommenderMixin:
         mask[self.config.special_ids] = False
         self._candidate_mask = mask
 
-    def map_items_from_text(self, indices) -> None:
+    def map_untrained_items(self, indices) -> None:
         """Give catalogue items that were never trained on (held-out cold items) the vector a newly added item would
-        get. ID-only models have nothing to map them from; text models override this."""
+        get. ID-only models have nothing to map them from; with `config.item_features_in_scores` their ID vector is
+        zeroed, so they are scored from their features alone (as `item_id_dropout` trains for); text models map
+        them from their text."""
+        indices = sorted({int(i) for i in indices})
+        if indices and getattr(self.config, "item_features_in_scores", False):
+            with torch.no_grad():
+                self._item_vectors()[indices] = 0.0
 
     def _candidate_mask_for(self, device):
         mask = getattr(self, "_candidate_mask", None)

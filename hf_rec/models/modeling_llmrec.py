@@ -310,11 +310,11 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         items.grow(embeddings, tokens)
         self.config.vocab_size = start + len(texts)
         new_indices = list(range(start, start + len(texts)))
-        self.map_items_from_text(new_indices)
+        self.map_untrained_items(new_indices)
         return new_indices
 
     @torch.no_grad()
-    def map_items_from_text(self, indices) -> None:
+    def map_untrained_items(self, indices) -> None:
         """Give items never trained on (held-out cold items, items just added) their text-mapped vector: for `"id"`,
         the text -> ID map refitted on the other items; other representations already score such items from their
         text, so nothing changes."""

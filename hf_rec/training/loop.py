@@ -452,7 +452,7 @@ def best_model(accelerator: Accelerator, model, output_dir: Path, data: RunData)
     if (output_dir / BEST_MODEL).is_dir():
         best = AutoModelForSequentialRecommendation.from_pretrained(output_dir / BEST_MODEL).to(accelerator.device)
     if data.cold_items is not None:
-        best.map_items_from_text(data.cold_items)
+        best.map_untrained_items(data.cold_items)
     return best
 
 
