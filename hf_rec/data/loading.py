@@ -178,20 +178,25 @@ def _read_generic(
     if not (item_columns or user_columns):
         return inter, None
     side = SideFeatures()
-    for owners, columns, kind, store in ((cols["item"], item_columns, "item", side.items),
-                                         (cols["user"], user_columns, "user", side.users)):  # fmt: skip
-        for name in columns:
-            values: dict[str, list[str]] = {}
-            for row, (owner, cell) in enumerate(zip(owners, cols["columns"][name])):
-                # an item may have several values, "a|b"; a user has one
-                parsed = [] if cell is None else [v.strip() for v in cell.split("|") if v.strip()] if kind == "item" else [cell]
-                if values.setdefault(owner, parsed) != parsed:
-                    raise ValueError(
-                        f"{cols['where'](row)}: {kind} {owner!r} has {name}={cell!r}, but {'|'.join(values[owner])!r} on "
-                        f"an earlier line; a {kind} feature must be the same on every line of that {kind}"
-                    )
-            store[name] = values if kind == "item" else {owner: v[0] for owner, v in values.items() if v}
+    for name in item_columns:
+        side.items[name] = _column_values(cols, "item", name)
+    for name in user_columns:
+        side.users[name] = {user: values[0] for user, values in _column_values(cols, "user", name).items() if values}
     return inter, side
+
+
+def _column_values(cols: dict, kind: str, name: str) -> dict[str, list[str]]:
+    """Feature column `name` of an interaction table, per item / user id: its values (an item may have several,
+    "a|b"; an empty cell has none). An id whose lines disagree is an error naming the line."""
+    values: dict[str, list[str]] = {}
+    for row, (owner, cell) in enumerate(zip(cols[kind], cols["columns"][name])):
+        parsed = [] if cell is None else [cell] if kind == "user" else [v.strip() for v in cell.split("|") if v.strip()]
+        if values.setdefault(owner, parsed) != parsed:
+            raise ValueError(
+                f"{cols['where'](row)}: {kind} {owner!r} has {name}={cell!r}, but {'|'.join(values[owner])!r} on an "
+                f"earlier line; a {kind} feature must be the same on every line of that {kind}"
+            )
+    return values
 
 
 def _feature_columns(path: Path, item_features, item_columns, user_features, user_columns) -> tuple[list, list]:
@@ -383,7 +388,6 @@ def load_sequential_dataset(
         name, report["users"], report["items"], report["interactions"], t_read - t0, time.perf_counter() - t0,
     )  # fmt: skip
     return splits, tokenizer
-
 
 
 def load_dataset_like(tokenizer: ItemTokenizer, name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None):
