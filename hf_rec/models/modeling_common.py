@@ -3,9 +3,8 @@ gives each head its `forward` tail, user / item embeddings and `recommend`.
 
 Written once and imported by each `modeling_<family>.py` as `from .modeling_common import ...`, so that
 `save_pretrained` exports this file (and its siblings `features.py`, `layers.py`, `losses.py`, `retrieval.py`) next to
-the family's
-file and a saved model loads with `trust_remote_code=True` where hf_rec is not installed. Imports only torch,
-transformers and those siblings.
+the family's file and a saved model loads with `trust_remote_code=True` where hf_rec is not installed. Imports only
+torch, transformers and those siblings.
 
 Conventions (see docs/architecture.md): inputs are LEFT-padded (the most recent item is at position -1),
 index 0 is padding, `config.mask_token_id` is the mask token; both are never scored.
