@@ -143,7 +143,9 @@ class FeatureEmbeddings(nn.Module):
                     f"feature: {', '.join(self.user_names)}), got {tuple(user_features.shape)}"
                 )
             user_features = user_features.to(input_ids.device).long()
-            if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):  # values are data: not checked in export
+            # Checked where ids come from a caller (evaluation, recommend): training batches come from the tokenizer's
+            # vocabularies, and the check reads values back (a device sync per step); values are data, not in export.
+            if not (self.training or torch.jit.is_tracing() or torch.compiler.is_compiling()):
                 for i, name in enumerate(self.user_names):
                     _check_value_ids(user_features[:, i], self.user_tables[name].num_embeddings,
                                      f"user_features column {i} ({name!r})")  # fmt: skip

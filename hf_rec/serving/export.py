@@ -36,11 +36,9 @@ CONFIG_FILE = "export_config.json"
 class UserEncoder(nn.Module):
     """`model.get_user_embeddings` as a module with plain tensor inputs (what the exporter traces)."""
 
-    def __init__(self, model: nn.Module, reads_timestamps: bool, reads_user_features: bool = False):
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.reads_timestamps = reads_timestamps
-        self.reads_user_features = reads_user_features
 
     def forward(
         self,
@@ -49,8 +47,8 @@ class UserEncoder(nn.Module):
         timestamps: torch.Tensor | None = None,
         user_features: torch.Tensor | None = None,
     ):
-        inputs = {"timestamps": timestamps} if self.reads_timestamps else {}
-        if self.reads_user_features:
+        inputs = {"timestamps": timestamps} if self.model.reads_timestamps else {}
+        if self.model.reads_user_features:
             inputs["user_features"] = user_features
         return self.model.get_user_embeddings(input_ids, attention_mask, **inputs)
 
@@ -106,7 +104,7 @@ def export_onnx(model, output_dir: str | Path, check_users: int = 256, k: int = 
     model = model.eval()
     reads_timestamps = bool(model.reads_timestamps)
     reads_user_features = bool(model.reads_user_features)
-    encoder = UserEncoder(model, reads_timestamps, reads_user_features).eval()
+    encoder = UserEncoder(model).eval()
     # Example lengths strictly inside (1, longest): an example at a bound of the dynamic range can be specialised.
     longest = model.max_history_length()
     example_histories = [history[: max(1, min(longest - 1, 2 + row))]
