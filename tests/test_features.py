@@ -446,3 +446,58 @@ def test_item_id_dropout_acts_in_training_only():
     torch.testing.assert_close(model(input_ids, attention_mask).logits, plain(input_ids, attention_mask).logits)
     with pytest.raises(ValueError, match="item_id_dropout needs item_features_in_scores"):
         CASES["sasrec"][0](vocab_size=VOCAB_SIZE, item_id_dropout=0.3)
+
+
+def test_user_slot_by_hand():
+    """`with_user_slot`: the padding right before the oldest item, the oldest item's position in a full row, the last
+    position of an empty one; the slot's input is padding, attended to."""
+    from hf_rec.models.features import with_user_slot
+
+    input_ids = torch.tensor([[0, 0, 5, 6], [3, 4, 5, 6], [0, 0, 0, 0], [0, 0, 0, 9]])
+    ids, mask = with_user_slot(input_ids, (input_ids != 0).long(), pad_token_id=0)
+    assert ids.tolist() == [[0, 0, 5, 6], [0, 4, 5, 6], [0, 0, 0, 0], [0, 0, 0, 9]]
+    assert mask.tolist() == [[0, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 1], [0, 0, 1, 1]]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_user_features_as_a_prefix_token(family, tmp_path):
+    """`user_features_fusion="prefix"`: the user vector enters at the user's own position only (every other position's
+    feature vector is that of a model without user features), moves the outputs, encodes a user without history, and
+    survives save / load."""
+    from hf_rec.models.features import with_user_slot
+    from hf_rec.training import RunConfig
+
+    model = trained_like(make_model(family, **FEATURES, user_features_fusion="prefix")).eval()
+    base = user_embeddings(model)
+    assert (user_embeddings(model, users=USERS.flip(0)) - base).abs().max() > 1e-4
+    input_ids, attention_mask = with_user_slot(*model.histories_to_inputs(HISTORIES), model.config.pad_token_id)
+    times = model.timestamps_to_inputs(TIMES, HISTORIES)
+    with torch.no_grad():
+        with_users = model.features(input_ids, attention_mask, USERS, times)
+        without = model.features(input_ids, attention_mask, None, times)
+    slot = (input_ids == 0) & attention_mask.bool()
+    assert slot.sum(1).tolist() == [1] * len(HISTORIES)
+    torch.testing.assert_close(with_users[~slot], without[~slot], rtol=0, atol=0)
+    assert (with_users[slot] - without[slot]).abs().min() > 0
+    # no history: the user token alone is encoded, so two users with different attributes get different vectors
+    empty = torch.zeros(2, 4, dtype=torch.long)
+    with torch.no_grad():
+        users = model.get_user_embeddings(empty, torch.zeros_like(empty), user_features=USERS[:2])
+    assert torch.isfinite(users).all() and (users[0] - users[1]).abs().max() > 1e-4
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequentialRecommendation.from_pretrained(tmp_path)
+    assert loaded.config.user_features_fusion == "prefix"
+    torch.testing.assert_close(user_embeddings(loaded), base, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="user_features_fusion"):
+        make_model(family, user_features_fusion="token")
+    with pytest.raises(ValueError, match="user_features_fusion: prefix needs data.user_features: true"):
+        RunConfig.from_dict({"model": {"family": family, "user_features_fusion": "prefix"}, "data": {"name": "ml-100k"}})
+
+
+def test_onnx_export_of_a_user_token_model(tmp_path):
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed: pip install 'hf-rec[export]'")
+    from hf_rec.serving.export import export_onnx
+
+    model = trained_like(make_model("sasrec", **FEATURES, user_features_fusion="prefix"))
+    config = export_onnx(model, tmp_path, check_users=32, k=5)
+    assert config["check"]["same_top_k"] == 32 and config["check"]["max_abs_user_vector_diff"] < 1e-4

@@ -12,6 +12,8 @@ LOSS_TYPES = ("ce", "bce", "sampled_softmax", "gbce")
 NEGATIVE_SAMPLING = ("uniform", "popularity")
 #: what `context_features` may name: hour of day (UTC), day of week, and the log2-bucketed gap in seconds
 CONTEXT_FEATURES = ("hour", "weekday", "gap")
+#: how user features enter the sequence: added at every position, or a position (token) of their own
+USER_FEATURES_FUSION = ("add", "prefix")
 
 
 class SequentialRecommenderConfig(PreTrainedConfig):
@@ -62,7 +64,11 @@ class SequentialRecommenderConfig(PreTrainedConfig):
             alone, as it must for an item never trained on (whose ID vector is zero).
         user_features (`dict`, *optional*):
             Categorical user features, `{name: {"vocab_size": V}}`, given to `forward` / `recommend` as
-            `user_features` (one value id per feature, 0 = unknown) and added at every position.
+            `user_features` (one value id per feature, 0 = unknown).
+        user_features_fusion (`str`, *optional*, defaults to `"add"`):
+            How user features enter the sequence: `"add"` adds their vector at every position; `"prefix"` gives them
+            a position of their own right before the oldest item (a user token every item attends to; a history that
+            fills all positions gives up its oldest item for it), so a user without history is still encoded.
         context_features (`list[str]`, *optional*):
             Context read from the `timestamps` input: any of `"hour"`, `"weekday"`, `"gap"` (see `features.py`).
     """
@@ -86,11 +92,13 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         item_features_in_scores: bool = False,
         item_id_dropout: float = 0.0,
         user_features: dict | None = None,
+        user_features_fusion: str = "add",
         context_features: list[str] | None = None,
         **kwargs,
     ):
         _check_int("vocab_size", vocab_size, minimum=2)
         _check_features(item_features, user_features, context_features)
+        _check_choice("user_features_fusion", user_features_fusion, USER_FEATURES_FUSION)
         _check_probability("item_id_dropout", item_id_dropout)
         if item_id_dropout and not item_features_in_scores:
             raise ValueError("item_id_dropout needs item_features_in_scores: true (the features score a dropped item)")
@@ -134,6 +142,7 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         self.item_features_in_scores = bool(item_features_in_scores)
         self.item_id_dropout = float(item_id_dropout)
         self.user_features = {k: dict(v) for k, v in user_features.items()} if user_features else None
+        self.user_features_fusion = user_features_fusion
         self.context_features = list(context_features) if context_features else None
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 

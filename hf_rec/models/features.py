@@ -13,8 +13,10 @@ Value ids come from the data's vocabularies (saved with the item tokenizer); id 
   (saved with the weights, so the model needs no side file); an item's vector is the mean of its values' vectors,
   summed over features.
 * User features (`config.user_features = {name: {"vocab_size": V}}`): one value per user and feature, passed as
-  `user_features` `[batch, n_user_features]`, one column per feature in sorted order of the names; their vectors are summed and added at
-  every position of the user's history.
+  `user_features` `[batch, n_user_features]`, one column per feature in sorted order of the names; their vectors are
+  summed and added at every position of the user's history (`config.user_features_fusion = "add"`), or form a user
+  token (`"prefix"`): `with_user_slot` opens the position right before the oldest item (a padding input that is
+  attended to), the only position that gets the user vector.
 * Context features (`config.context_features`, a subset of `CONTEXT_FEATURES`): derived inside the model from the
   `timestamps` input (Unix seconds, `<= 0` = unknown), so serving needs no feature pipeline. A position's context is
   that of the interaction it predicts: with `[B, L + 1]` timestamps (causal models; the last column is the target's
@@ -47,6 +49,17 @@ def build_feature_embeddings(config) -> FeatureEmbeddings | None:
 def with_features(item_inputs: torch.Tensor, feature_embeddings: torch.Tensor | None) -> torch.Tensor:
     """An encoder's item inputs `[B, L, H]` plus their side information (`None`: unchanged, the plain model)."""
     return item_inputs if feature_embeddings is None else item_inputs + feature_embeddings.to(item_inputs.dtype)
+
+
+def with_user_slot(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_token_id: int):
+    """Left-padded `[B, L]` inputs with one more attended position, the user token's: the padding right before each
+    history's oldest item, or, where the history fills all `L` positions, the oldest item's (given up for it). Its
+    input is the padding item, so the encoder reads the user's feature vector there (`FeatureEmbeddings`); an empty
+    history keeps one position, its user's."""
+    seq_len = input_ids.shape[1]
+    slot = (seq_len - 1 - attention_mask.sum(1, dtype=torch.long)).clamp(min=0)  # [B]
+    is_slot = torch.arange(seq_len, device=input_ids.device)[None, :] == slot[:, None]  # [B, L]
+    return input_ids.masked_fill(is_slot, pad_token_id), attention_mask.masked_fill(is_slot, 1)
 
 
 def context_feature_ids(timestamps: torch.Tensor, seq_len: int) -> dict[str, torch.Tensor]:
@@ -83,6 +96,8 @@ class FeatureEmbeddings(nn.Module):
         self.item_names = list(config.item_features or {})
         self.user_names = sorted(config.user_features or {})  # the columns of `user_features` (config.json sorts keys)
         self.context_names = list(config.context_features or [])
+        self.user_token = getattr(config, "user_features_fusion", "add") == "prefix"
+        self.pad_token_id = config.pad_token_id
         self.item_tables = nn.ModuleDict(
             {name: nn.Embedding(spec["vocab_size"], dim, padding_idx=0) for name, spec in (config.item_features or {}).items()}
         )  # fmt: skip
@@ -149,8 +164,10 @@ class FeatureEmbeddings(nn.Module):
                 for i, name in enumerate(self.user_names):
                     _check_value_ids(user_features[:, i], self.user_tables[name].num_embeddings,
                                      f"user_features column {i} ({name!r})")  # fmt: skip
-            users = sum(self.user_tables[name](user_features[:, i]) for i, name in enumerate(self.user_names))
-            out = out + users[:, None, :]
+            users = sum(self.user_tables[name](user_features[:, i]) for i, name in enumerate(self.user_names))[:, None, :]
+            if self.user_token:  # only at the user's own position (`with_user_slot`): attended padding
+                users = users * ((input_ids == self.pad_token_id) & attention_mask.bool())[..., None].to(users.dtype)
+            out = out + users
         if self.context_names and timestamps is not None:
             ids = context_feature_ids(timestamps.to(input_ids.device), seq_len)
             out = out + sum(self.context_tables[name](ids[name]) for name in self.context_names)
@@ -162,4 +179,4 @@ def _check_value_ids(ids: torch.Tensor, size: int, what: str) -> None:
         raise ValueError(f"{what} holds value ids outside [0, {size}): {int(ids.min())}..{int(ids.max())}")
 
 
-__all__ = ["FeatureEmbeddings", "build_feature_embeddings", "context_feature_ids", "with_features"]
+__all__ = ["FeatureEmbeddings", "build_feature_embeddings", "context_feature_ids", "with_features", "with_user_slot"]

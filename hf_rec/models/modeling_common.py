@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .features import FeatureEmbeddings
+from .features import FeatureEmbeddings, with_user_slot
 from .layers import init_recommender_weights
 from .losses import recommendation_loss
 from .retrieval import check_k, mask_special_scores, topk_items
@@ -175,7 +175,10 @@ class SequentialRecommenderMixin:
         return getattr(self, "features", None)  # a module registered by the head, or None
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs):
-        """The encoder's output for these inputs (with their feature vectors)."""
+        """The encoder's output for these inputs (with their feature vectors; with user features as a prefix token,
+        one position per history is the user's: `with_user_slot`)."""
+        if self.reads_user_features and getattr(self.config, "user_features_fusion", "add") == "prefix":
+            input_ids, attention_mask = with_user_slot(input_ids, attention_mask, self.config.pad_token_id)
         return self.model(input_ids, attention_mask, **self._encoder_inputs(input_ids, attention_mask, inputs))
 
     def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:

@@ -274,6 +274,9 @@ class RunConfig:
             )
         if self.model.get("context_features") and not self.data.timestamps:
             raise ValueError("model.context_features needs data.timestamps: true (context is read from each item's time)")
+        if self.model.get("user_features_fusion", "add") != "add" and not (self.data.user_features or self.data.user_feature_columns):
+            raise ValueError(f"model.user_features_fusion: {self.model['user_features_fusion']} needs data.user_features: true "
+                             "(or data.user_feature_columns)")
         if self.model.get("item_features_in_scores") and not self.data.item_features:
             raise ValueError("model.item_features_in_scores: true needs data.item_features: true")
 
