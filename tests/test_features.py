@@ -391,6 +391,44 @@ def test_feature_columns_of_an_interaction_file(tmp_path):
         load_sequential_dataset(path, item_features=True, item_feature_columns=["genre", "brand", "age"])
 
 
+def test_numeric_feature_columns_are_bucketed_by_quantiles(tmp_path):
+    """`numeric_feature_buckets`: a numeric column becomes a categorical feature over quantile buckets whose edges are
+    saved with the tokenizer, which puts a new user's number in its bucket."""
+    from hf_rec.data import load_dataset_like
+    from hf_rec.training import RunConfig
+
+    path = tmp_path / "interactions.csv"
+    prices = {"a": "1", "b": "2", "c": "3.0", "d": "4", "e": ""}
+    ages = {"u1": "20", "u2": "30", "u3": "40", "u4": ""}
+    lines = [f"{u},{i},{t},{prices[i]},{age}" for u, age in ages.items() for t, i in enumerate("abcde")]
+    path.write_text("user_id,item_id,timestamp,price,age\n" + "\n".join(lines) + "\n")
+    options = dict(item_features=True, item_feature_columns=["price"], user_features=True, user_feature_columns=["age"],
+                   numeric_feature_buckets={"price": 2, "age": 2})  # fmt: skip
+    splits, tok = load_sequential_dataset(path, **options)
+    # price: the median of 1, 2, 3, 4 is 2.5; age: the median of 20, 30, 40 is 30 (a number equal to an edge is above)
+    assert tok.feature_vocabulary("item", "price") == ["< 2.5", ">= 2.5"]
+    assert tok.item_feature_ids("price")[tok.encode(list("abcde"))].tolist() == [[1], [1], [2], [2], [0]]
+    assert tok.feature_vocabulary("user", "age") == ["< 30", ">= 30"]
+    assert dict(zip(splits["test"]["user_id"], splits["test"]["user_features"])) == {"u1": [1], "u2": [2], "u3": [2], "u4": [0]}
+    tok.save_pretrained(tmp_path / "tok")
+    loaded = ItemTokenizer.from_pretrained(tmp_path / "tok")
+    assert json.loads((tmp_path / "tok" / "item_tokenizer.json").read_text())["user_features"]["age"]["bucket_edges"] == [30.0]
+    assert loaded.to_dict() == tok.to_dict() and loaded.feature_config() == tok.feature_config()
+    assert [loaded.encode_user_features({"age": a}) for a in (25, "45", 30.0)] == [[1], [2], [2]]
+    with pytest.warns(UserWarning, match="'age' is numeric; 'old' is not a number"):
+        assert loaded.encode_user_features({"age": "old"}) == [0]
+    again = load_dataset_like(loaded, path)
+    assert again["test"]["user_features"] == splits["test"]["user_features"]
+    with pytest.raises(ValueError, match="numeric_feature_buckets names .'rating'., which are not item_feature_columns"):
+        load_sequential_dataset(path, **{**options, "numeric_feature_buckets": {"rating": 4}})
+    with pytest.raises(ValueError, match="data.numeric_feature_buckets must map column names to a number of buckets >= 2"):
+        RunConfig.from_dict({"model": {"family": "sasrec"}, "data": {"name": str(path), "item_features": True, "item_feature_columns": ["price"],
+                                      "numeric_feature_buckets": {"price": 1}}})  # fmt: skip
+    path.write_text(path.read_text().replace("u2,c,2,3.0", "u2,c,2,cheap"))
+    with pytest.raises(ValueError, match=r"interactions.csv, line 9: price='cheap' is not a number"):
+        load_sequential_dataset(path, **options)
+
+
 def test_feature_vocabularies_round_trip_through_the_hub(hub_server, hub_repo_id, tmp_path):
     """push_to_hub + load_recommender (the loopback Hub): the tokenizer's vocabularies, the model's feature buffers
     and its outputs come back as they were."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from . import _readers as R
 from .builtin import BUILTIN_DATASETS, Interactions, SideFeatures, _resolve_builtin_dir
 from .download import sha256_file
 from .splits import MIN_SEQUENCE_LENGTH, dataset_fingerprint, leave_one_out_splits
-from .tokenizer import ItemTokenizer
+from .tokenizer import ItemTokenizer, bucket_id, quantile_bucket_edges
 
 logger = logging.getLogger("hf_rec.data")
 
@@ -160,8 +160,10 @@ def _read_generic(
     timestamps: bool = False,
     item_columns: Sequence[str] = (),
     user_columns: Sequence[str] = (),
+    numeric: Sequence[str] = (),
 ) -> tuple[Interactions, SideFeatures | None]:
-    """The interactions of a file, and the side features in its `item_columns` / `user_columns` (None without)."""
+    """The interactions of a file, and the side features in its `item_columns` / `user_columns` (None without);
+    the `numeric` ones must hold numbers."""
     cols = R.read_interaction_table(path, timestamp_seconds=timestamps, extra_columns=[*item_columns, *user_columns])
     if timestamps and cols["timestamp"] is None:
         raise ValueError(f"{path}: timestamps=True needs a 'timestamp' column, and the file has none")
@@ -179,18 +181,23 @@ def _read_generic(
         return inter, None
     side = SideFeatures()
     for name in item_columns:
-        side.items[name] = _column_values(cols, "item", name)
+        side.items[name] = _column_values(cols, "item", name, name in numeric)
     for name in user_columns:
-        side.users[name] = {user: values[0] for user, values in _column_values(cols, "user", name).items() if values}
+        side.users[name] = {user: values[0] for user, values in _column_values(cols, "user", name, name in numeric).items()
+                            if values}  # fmt: skip
     return inter, side
 
 
-def _column_values(cols: dict, kind: str, name: str) -> dict[str, list[str]]:
+def _column_values(cols: dict, kind: str, name: str, numeric: bool = False) -> dict[str, list[str]]:
     """Feature column `name` of an interaction table, per item / user id: its values (an item may have several,
-    "a|b"; an empty cell has none). An id whose lines disagree is an error naming the line."""
+    "a|b"; an empty cell has none; a numeric feature has one number). An id whose lines disagree, or a numeric cell
+    that is not a number, is an error naming the line."""
     values: dict[str, list[str]] = {}
     for row, (owner, cell) in enumerate(zip(cols[kind], cols["columns"][name])):
-        parsed = [] if cell is None else [cell] if kind == "user" else [v.strip() for v in cell.split("|") if v.strip()]
+        single = kind == "user" or numeric
+        parsed = [] if cell is None else [cell] if single else [v.strip() for v in cell.split("|") if v.strip()]
+        if numeric and parsed and not bucket_id([], parsed[0]):
+            raise ValueError(f"{cols['where'](row)}: {name}={cell!r} is not a number (numeric_feature_buckets names {name!r})")
         if values.setdefault(owner, parsed) != parsed:
             raise ValueError(
                 f"{cols['where'](row)}: {kind} {owner!r} has {name}={cell!r}, but {'|'.join(values[owner])!r} on an "
@@ -199,8 +206,16 @@ def _column_values(cols: dict, kind: str, name: str) -> dict[str, list[str]]:
     return values
 
 
-def _feature_columns(path: Path, item_features, item_columns, user_features, user_columns) -> tuple[list, list]:
-    """The feature columns asked of an interaction file, checked: a switch needs its columns and columns their switch."""
+def _feature_columns(path: Path, item_features, item_columns, user_features, user_columns, numeric) -> tuple[list, list]:
+    """The feature columns asked of an interaction file, checked: a switch needs its columns and columns their switch;
+    `numeric` ({column: number of buckets}) names some of them."""
+    if numeric is not None and not (isinstance(numeric, Mapping) and all(
+        isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b >= 2 for b in numeric.values()
+    )):  # fmt: skip
+        raise ValueError(f"numeric_feature_buckets must map feature columns to a number of buckets >= 2, got {numeric!r}")
+    stray = sorted(set(numeric or {}) - {*(item_columns or []), *(user_columns or [])})
+    if stray:
+        raise ValueError(f"numeric_feature_buckets names {stray}, which are not item_feature_columns / user_feature_columns")
     out = []
     for kind, switch, given in (("item", item_features, item_columns), ("user", user_features, user_columns)):
         if isinstance(given, str) or not all(isinstance(c, str) for c in (given or [])):
@@ -246,6 +261,7 @@ def load_sequential_dataset(
     user_features: bool = False,
     item_feature_columns: Sequence[str] | None = None,
     user_feature_columns: Sequence[str] | None = None,
+    numeric_feature_buckets: Mapping[str, int] | None = None,
 ) -> tuple[DatasetDict, ItemTokenizer]:
     """Load a built-in dataset (``BUILTIN_DATASETS``) or an interaction file and return
     leave-one-out splits (``train`` / ``validation`` / ``test``) and the item tokenizer.
@@ -272,6 +288,8 @@ def load_sequential_dataset(
     unknown; ML-1M / ML-100K: ``age``, ``gender``, ``occupation``) and their vocabularies to the tokenizer. For an
     interaction file, name its feature columns: ``item_feature_columns`` (categorical; several values as ``a|b``)
     and ``user_feature_columns`` (one categorical value per user), each the same on every line of its item / user.
+    ``numeric_feature_buckets`` (``{column: B}``) makes some of them numeric: numbers, split into ``B`` quantile
+    buckets over the items / users (the edges are saved with the tokenizer, which buckets new users' numbers too).
 
     Bad input raises ValueError naming the file, the 1-based line and the bad value.
     """
@@ -294,8 +312,9 @@ def load_sequential_dataset(
     if key in BUILTIN_DATASETS:
         if item_text_path is not None:
             raise ValueError("item_text_path is only for interaction files, not built-in datasets")
-        if item_feature_columns or user_feature_columns:
-            raise ValueError("item_feature_columns / user_feature_columns are for interaction files; built-in datasets "
+        if item_feature_columns or user_feature_columns or numeric_feature_buckets:
+            raise ValueError("item_feature_columns / user_feature_columns / numeric_feature_buckets are for interaction "
+                             "files; built-in datasets "
                              "know their features (item_features / user_features: true)")  # fmt: skip
         directory = _resolve_builtin_dir(key, data_dir)
         missing = BUILTIN_DATASETS[key].missing_timestamps(directory) if timestamps is True else None
@@ -324,9 +343,9 @@ def load_sequential_dataset(
                 "(or pass a CSV / TSV / JSONL / Parquet file with user_id, item_id[, timestamp, rating])"
             )
         item_columns, user_columns = _feature_columns(path, item_features, item_feature_columns, user_features,
-                                                      user_feature_columns)  # fmt: skip
+                                                      user_feature_columns, numeric_feature_buckets)  # fmt: skip
         inter, side = _read_generic(path, item_text_path if item_text else None, bool(timestamps), item_columns,
-                                    user_columns)  # fmt: skip
+                                    user_columns, list(numeric_feature_buckets or {}))  # fmt: skip
         name, source = path.stem.split(".")[0], str(path)
     t_read = time.perf_counter()
 
@@ -341,7 +360,8 @@ def load_sequential_dataset(
         options["item_text_path"] = str(item_text_path)
     # only when on: the options (and so the fingerprint) of other loads stay those of earlier versions
     for opt, value in (("timestamps", timestamps), ("item_features", item_features), ("user_features", user_features),
-                       ("item_feature_columns", item_feature_columns), ("user_feature_columns", user_feature_columns)):
+                       ("item_feature_columns", item_feature_columns), ("user_feature_columns", user_feature_columns),
+                       ("numeric_feature_buckets", numeric_feature_buckets)):
         if value:
             options[opt] = list(value) if isinstance(value, (list, tuple)) else value
     processed = process_interactions(
@@ -355,11 +375,18 @@ def load_sequential_dataset(
         raise ValueError(f"{source}: no user has {MIN_SEQUENCE_LENGTH} or more interactions after filtering; nothing to split")
     splits = leave_one_out_splits(user_ids, lengths, codes + 1, timestamps=processed[5] if timestamps else None)
 
+    edges = _bucket_edges(side, numeric_feature_buckets)
     user_vocab = None
     if user_features:
-        user_vocab = {name: sorted(set(values.values())) for name, values in sorted(side.users.items())}
+        user_vocab = {name: sorted(set(values.values())) for name, values in side.users.items() if name not in edges["user"]}
         ids = {name: {v: i + 1 for i, v in enumerate(vocab)} for name, vocab in user_vocab.items()}
-        rows = [[ids[name].get(side.users[name].get(u), 0) for name in user_vocab] for u in user_ids]
+
+        def value_id(name: str, value: str | None) -> int:
+            if value is None:
+                return 0
+            return bucket_id(edges["user"][name], value) if name in edges["user"] else ids[name][value]
+
+        rows = [[value_id(name, side.users[name].get(u)) for name in sorted(side.users)] for u in user_ids]
         report["users_without_features"] = int(sum(not any(r) for r in rows))
         splits = DatasetDict({k: split.add_column("user_features", rows) for k, split in splits.items()})
 
@@ -382,12 +409,23 @@ def load_sequential_dataset(
     if side is not None:
         metadata["files"].update({p.name: sha256_file(p) for p in side.files})
     tokenizer = ItemTokenizer(item_ids, texts, metadata=metadata, item_features=side.items if item_features else None,
-                              user_feature_vocabularies=user_vocab)  # fmt: skip
+                              user_feature_vocabularies=user_vocab, item_bucket_edges=edges["item"],
+                              user_bucket_edges=edges["user"])  # fmt: skip
     logger.info(
         "loaded %s: %d users, %d items, %d interactions (read %.2fs, total %.2fs)",
         name, report["users"], report["items"], report["interactions"], t_read - t0, time.perf_counter() - t0,
     )  # fmt: skip
     return splits, tokenizer
+
+
+def _bucket_edges(side: SideFeatures | None, buckets: Mapping[str, int] | None) -> dict[str, dict[str, list[float]]]:
+    """`{"item" | "user": {name: edges}}`: quantile bucket edges of the numeric features over their items / users."""
+    edges = {"item": {}, "user": {}}
+    for name, count in (buckets or {}).items():
+        kind, by_owner = ("item", side.items[name]) if name in side.items else ("user", side.users[name])
+        numbers = [float(v[0] if kind == "item" else v) for v in by_owner.values() if v]
+        edges[kind][name] = quantile_bucket_edges(numbers, count) if numbers else []
+    return edges
 
 
 def load_dataset_like(tokenizer: ItemTokenizer, name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None):

@@ -8,7 +8,9 @@ Layout (see docs/architecture.md):
 * ``n + 2, ...`` = items added later with :meth:`ItemTokenizer.add_items` (cold start)
 
 Side information (optional): categorical item features (each item's values, e.g. its genres) and the vocabularies of
-user features, each value numbered from 1 in sorted order (0 = unknown / none). A model built with
+user features, each value numbered from 1 in sorted order (0 = unknown / none). A numeric feature (a price, an age)
+is a categorical one over quantile buckets: its ``bucket_edges`` are saved, its vocabulary is the buckets in order,
+and a number given at inference falls in its bucket (``bucket_id``). A model built with
 :meth:`ItemTokenizer.feature_config` reads them (``item_feature_ids`` fills its item-feature buffers).
 
 The tokenizer is saved as one JSON file (``item_tokenizer.json``); no pickle is ever used.
@@ -27,7 +29,7 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 
-__all__ = ["ItemTokenizer", "TOKENIZER_FILE_NAME", "TOKENIZER_FORMAT_VERSION"]
+__all__ = ["ItemTokenizer", "TOKENIZER_FILE_NAME", "TOKENIZER_FORMAT_VERSION", "bucket_id", "bucket_labels", "quantile_bucket_edges"]
 
 TOKENIZER_FILE_NAME = "item_tokenizer.json"
 TOKENIZER_FORMAT = "hf_rec.ItemTokenizer"
@@ -65,6 +67,43 @@ def _raw_ids(values: Iterable[Any], what: str) -> list[str]:
     return ids
 
 
+def quantile_bucket_edges(values: Sequence[float], num_buckets: int) -> list[float]:
+    """Edges that split `values` into up to `num_buckets` buckets of about equal counts (equal quantiles merge)."""
+    inner = np.quantile(np.asarray(values, dtype=float), np.linspace(0.0, 1.0, num_buckets + 1)[1:-1])
+    return sorted({float(q) for q in inner} - {float(np.min(values))})  # a bucket below the minimum would stay empty
+
+
+def bucket_labels(edges: Sequence[float]) -> list[str]:
+    """The vocabulary of a numeric feature: one label per bucket, in order (`len(edges) + 1` of them)."""
+    if not edges:
+        return ["any"]
+    e = [format(x, ".6g") for x in edges]
+    return [f"< {e[0]}", *(f"[{a}, {b})" for a, b in zip(e, e[1:])), f">= {e[-1]}"]
+
+
+def bucket_id(edges: Sequence[float], value: Any) -> int:
+    """The value id (1-based bucket) of a number; 0 ("unknown") for what is not a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0
+    if isinstance(value, bool) or not np.isfinite(number):
+        return 0
+    return int(np.searchsorted(np.asarray(edges, dtype=float), number, side="right")) + 1
+
+
+def _checked_edges(edges: Mapping[str, Sequence[float]] | None, features: Mapping | None, kind: str) -> dict:
+    out = {}
+    for name, e in (edges or {}).items():
+        e = [float(x) for x in e]
+        if not all(np.isfinite(e)) or e != sorted(set(e)):
+            raise ValueError(f"{kind} feature {name!r}: bucket edges must be ascending distinct finite numbers, got {e}")
+        if features is not None and name not in features:
+            raise ValueError(f"{kind} bucket edges are given for {name!r}, which is not an {kind} feature")
+        out[name] = e
+    return out
+
+
 def _check_ids_iterable(values: Any, what: str) -> None:
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{what} takes a sequence of ids, not a single string: pass [{values!r}]")
@@ -82,6 +121,9 @@ class ItemTokenizer:
             list of strings or a sequence aligned with ``item_ids`` (an item without an entry has none).
         user_feature_vocabularies: optional ``{name: list of values}`` of user features; a value's id is its
             position + 1 (see :meth:`encode_user_features`).
+        item_bucket_edges / user_bucket_edges: optional ``{name: edges}`` of numeric features: their values are
+            numbers, bucketed by the ascending ``edges`` (:func:`quantile_bucket_edges`); the vocabulary is
+            :func:`bucket_labels` (a user feature named here needs no entry in ``user_feature_vocabularies``).
     """
 
     pad_token_id: int = 0
@@ -93,6 +135,8 @@ class ItemTokenizer:
         metadata: Mapping[str, Any] | None = None,
         item_features: Mapping[str, Mapping[str, Sequence[str]] | Sequence[Sequence[str]]] | None = None,
         user_feature_vocabularies: Mapping[str, Sequence[str]] | None = None,
+        item_bucket_edges: Mapping[str, Sequence[float]] | None = None,
+        user_bucket_edges: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         _check_ids_iterable(item_ids, "ItemTokenizer")
         ids = _raw_ids(item_ids, "ItemTokenizer")
@@ -110,6 +154,8 @@ class ItemTokenizer:
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._item_vocab: dict[str, list[str]] = {}
         self._item_values: dict[str, dict[int, list[int]]] = {}  # name -> {index: value ids}
+        self._item_edges = _checked_edges(item_bucket_edges, item_features or {}, "item")
+        self._user_edges = _checked_edges(user_bucket_edges, None, "user")
         for name, values in sorted((item_features or {}).items()):
             if not isinstance(values, Mapping):
                 values = list(values)
@@ -123,12 +169,19 @@ class ItemTokenizer:
                     if isinstance(vals, str):
                         raise TypeError(f"item_features[{name!r}][{raw!r}] must be a list of values, got the string {vals!r}")
                     by_index[index] = [str(v) for v in vals]
+            if name in self._item_edges:  # numbers -> their buckets
+                edges = self._item_edges[name]
+                self._item_vocab[name] = bucket_labels(edges)
+                self._item_values[name] = {index: [v for v in (bucket_id(edges, x) for x in vals) if v]
+                                           for index, vals in by_index.items()}  # fmt: skip
+                continue
             vocab = sorted({v for vals in by_index.values() for v in vals})
             lookup = {v: i + 1 for i, v in enumerate(vocab)}
             self._item_vocab[name] = vocab
             self._item_values[name] = {index: [lookup[v] for v in vals] for index, vals in by_index.items()}
         self._user_vocab: dict[str, list[str]] = {}  # value id = position + 1, in the order given
-        for name, vocab in sorted((user_feature_vocabularies or {}).items()):
+        vocabularies = {**(user_feature_vocabularies or {}), **{n: bucket_labels(e) for n, e in self._user_edges.items()}}
+        for name, vocab in sorted(vocabularies.items()):
             vocab = [str(v) for v in vocab]
             if len(set(vocab)) != len(vocab):
                 raise ValueError(f"user feature {name!r}: the vocabulary lists a value twice")
@@ -274,6 +327,12 @@ class ItemTokenizer:
             if value is None:
                 out.append(0)
                 continue
+            if name in self._user_edges:
+                out.append(bucket_id(self._user_edges[name], value))
+                if not out[-1]:
+                    warnings.warn(f"user feature {name!r} is numeric; {value!r} is not a number, treated as unknown",
+                                  UserWarning, stacklevel=2)  # fmt: skip
+                continue
             try:
                 out.append(vocab.index(str(value)) + 1)
             except ValueError:
@@ -405,6 +464,9 @@ class ItemTokenizer:
             }  # fmt: skip
         if self._user_vocab:
             out["user_features"] = {name: {"vocabulary": vocab} for name, vocab in self._user_vocab.items()}
+        for kind, edges in (("item_features", self._item_edges), ("user_features", self._user_edges)):
+            for name, e in edges.items():  # only for numeric features: other files stay as before
+                out[kind][name]["bucket_edges"] = list(e)
         return out
 
     @classmethod
@@ -460,8 +522,22 @@ class ItemTokenizer:
             if not isinstance(vocab, list) or not all(isinstance(v, str) for v in vocab):
                 raise bad(f"user_features[{name!r}]['vocabulary'] must be a list of strings")
             user_vocab[name] = vocab
+        edges = {"item": {}, "user": {}}
+        for kind, vocabularies in (("item", {n: v for n, (v, _) in item_features.items()}), ("user", user_vocab)):
+            for name, vocab in vocabularies.items():
+                found = data[f"{kind}_features"][name].get("bucket_edges")
+                if found is None:
+                    continue
+                if not isinstance(found, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                          for x in found) or found != sorted(set(found)):  # fmt: skip
+                    raise bad(f"{kind}_features[{name!r}]['bucket_edges'] must be ascending distinct numbers")
+                if vocab != bucket_labels(found):
+                    raise bad(f"{kind}_features[{name!r}]['vocabulary'] must be the buckets of its bucket_edges")
+                edges[kind][name] = found
         tok = cls(ids[:num_base], texts[:num_base] if texts is not None else None, metadata=metadata,
-                  user_feature_vocabularies=user_vocab)  # fmt: skip
+                  user_feature_vocabularies={n: v for n, v in user_vocab.items() if n not in edges["user"]},
+                  user_bucket_edges=edges["user"])  # fmt: skip
+        tok._item_edges = edges["item"]
         if len(ids) > num_base:
             tok.add_items(ids[num_base:], texts[num_base:] if texts is not None else None)
         for name, (vocab, values) in item_features.items():  # the saved ids as they are: a model's buffers hold them

@@ -37,9 +37,10 @@ class UserRequest(BaseModel):
     )
     exclude: list[str | int] = Field(default_factory=list, description="Raw item ids never to return (unknown ones "
                                                                        "are ignored).")  # fmt: skip
-    user_features: dict[str, str | int] | None = Field(
+    user_features: dict[str, str | int | float] | None = Field(
         None, description="The user's attributes, e.g. {\"age\": \"25\", \"gender\": \"F\"}, for models with user "
-        "features (GET /health lists them); a value never seen in training counts as unknown."  # fmt: skip
+        "features (GET /health lists them; a numeric one takes a number); a value never seen in training counts as "
+        "unknown."  # fmt: skip
     )
 
 

@@ -79,7 +79,8 @@ class DataArgs:
 
     `item_features` / `user_features` load the dataset's categorical item / user features and give them to the
     model as inputs (`hf_rec/models/features.py`; the model's `item_features` / `user_features` fields come from the
-    tokenizer). For an interaction file, `item_feature_columns` / `user_feature_columns` name its feature columns.
+    tokenizer). For an interaction file, `item_feature_columns` / `user_feature_columns` name its feature columns;
+    `numeric_feature_buckets` (`{column: B}`) makes some of them numeric, split into `B` quantile buckets.
     """
 
     name: str = "ml-100k"
@@ -95,6 +96,7 @@ class DataArgs:
     user_features: bool = False
     item_feature_columns: list[str] | None = None
     user_feature_columns: list[str] | None = None
+    numeric_feature_buckets: dict[str, int] | None = None
 
     def __post_init__(self):
         check_fields(self, "data")
@@ -104,6 +106,16 @@ class DataArgs:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, list) or not all(isinstance(c, str) and c for c in value)):
                 raise ValueError(f"data.{key} must be a list of column names, e.g. [genre, brand], got {value!r}")
+        numeric = self.numeric_feature_buckets
+        if numeric is not None and not (isinstance(numeric, dict) and all(
+            isinstance(b, int) and not isinstance(b, bool) and b >= 2 for b in numeric.values()
+        )):  # fmt: skip
+            raise ValueError(f"data.numeric_feature_buckets must map column names to a number of buckets >= 2, e.g. "
+                             f"{{price: 10}}, got {numeric!r}")  # fmt: skip
+        stray = sorted(set(numeric or {}) - {*(self.item_feature_columns or []), *(self.user_feature_columns or [])})
+        if stray:
+            raise ValueError(f"data.numeric_feature_buckets names {stray}, which are not in data.item_feature_columns / "
+                             "data.user_feature_columns")
         if not isinstance(self.timestamps, bool) and self.timestamps != "partial":
             raise ValueError(
                 f"data.timestamps must be true or false, or partial (times where the files have them), got {self.timestamps!r}"
@@ -125,7 +137,8 @@ class DataArgs:
             )
             if v is not None
         }
-        for key in ("timestamps", "item_features", "user_features", "item_feature_columns", "user_feature_columns"):
+        for key in ("timestamps", "item_features", "user_features", "item_feature_columns", "user_feature_columns",
+                    "numeric_feature_buckets"):  # fmt: skip
             if getattr(self, key):  # only when on: the run fingerprint of other runs stays that of earlier versions
                 options[key] = getattr(self, key)
         return options
@@ -289,7 +302,8 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self.data)
-        for key in ("timestamps", "item_features", "user_features", "item_feature_columns", "user_feature_columns"):
+        for key in ("timestamps", "item_features", "user_features", "item_feature_columns", "user_feature_columns",
+                    "numeric_feature_buckets"):  # fmt: skip
             if not data[key]:  # left out when off: records of earlier runs (studies' run records) still match
                 del data[key]
         return {
