@@ -23,10 +23,13 @@ FEATURES = dict(
     item_features={"genre": {"vocab_size": 6, "max_values": 3}, "decade": {"vocab_size": 4, "max_values": 1}},
     user_features={"gender": {"vocab_size": 3}, "age": {"vocab_size": 5}},  # columns: age, gender (sorted)
     context_features=["hour", "weekday", "gap"],
+    interaction_features={"rating": {"vocab_size": 6}, "device": {"vocab_size": 3}},  # columns: device, rating
     item_features_in_scores=True,
 )
 USERS = torch.tensor([[1, 2], [4, 1], [0, 0], [2, 2]])  # one row per history of HISTORIES: (age, gender) value ids
 TIMES = [[1_700_000_000 + 5_000 * j * (row + 1) for j in range(len(h))] for row, h in enumerate(HISTORIES)]
+# per history item: (device, rating) value ids
+INTERACTIONS = [[[(row + j) % 3, (row * 7 + j) % 6] for j in range(len(h))] for row, h in enumerate(HISTORIES)]
 
 
 def featured_model(family: str, seed: int = 0):
@@ -39,12 +42,14 @@ def featured_model(family: str, seed: int = 0):
     return trained_like(model)
 
 
-def user_embeddings(model, users=USERS, times=TIMES, histories=HISTORIES):
+def user_embeddings(model, users=USERS, times=TIMES, histories=HISTORIES, interactions=INTERACTIONS):
     model.eval()
     input_ids, attention_mask = model.histories_to_inputs(histories)
     inputs = {"user_features": users}
     if times is not None:
         inputs["timestamps"] = model.timestamps_to_inputs(times, histories)
+    if interactions is not None and model.reads_interaction_features:
+        inputs["interaction_features"] = model.interaction_features_to_inputs(interactions, histories)
     with torch.no_grad():
         return model.get_user_embeddings(input_ids, attention_mask, **inputs)
 
@@ -72,12 +77,14 @@ def test_gradients_reach_every_feature_table(family):
     model = featured_model(family).train()
     collator = SequentialCollator(model.training_objective, max_length=model.config.max_position_embeddings,
                                   mask_token_id=model.config.mask_token_id, mask_probability=0.5, seed=0)  # fmt: skip
-    batch = collator([{"item_ids": h, "timestamps": t} for h, t in zip(HISTORIES, TIMES)])
+    batch = collator([{"item_ids": h, "timestamps": t, "interaction_features": f}
+                      for h, t, f in zip(HISTORIES, TIMES, INTERACTIONS)])  # fmt: skip
     model(**batch, user_features=USERS).loss.backward()
     tables = dict(model.features.named_parameters())
     assert sorted(tables) == sorted(
         [f"item_tables.{n}.weight" for n in ("genre", "decade")] + [f"user_tables.{n}.weight" for n in ("age", "gender")]
         + [f"context_tables.{n}.weight" for n in ("hour", "weekday", "gap")]
+        + [f"interaction_tables.{n}.weight" for n in ("rating", "device")]
     )
     for name, param in tables.items():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
@@ -91,6 +98,8 @@ def test_each_feature_moves_the_outputs_and_only_when_on(family):
     changed = {
         "user features": user_embeddings(model, users=USERS.flip(0)),
         "timestamps": user_embeddings(model, times=[[t + 7 * 3600 + 1234 * j for j, t in enumerate(row)] for row in TIMES]),
+        "interaction features": user_embeddings(model, interactions=[[[(d + 1) % 3, (r + 2) % 6] for d, r in row]
+                                                                    for row in INTERACTIONS]),  # fmt: skip
     }
     shuffled = model.features.item_feature_ids("genre")[torch.randperm(VOCAB_SIZE, generator=torch.Generator().manual_seed(0))]
     model.features.set_item_feature_ids("genre", shuffled)
@@ -119,8 +128,8 @@ def test_features_off_is_the_plain_model(family):
             param.zero_()
     input_ids, attention_mask = plain.histories_to_inputs(HISTORIES)
     expected = plain(input_ids, attention_mask).logits
-    got = featured(input_ids, attention_mask, user_features=USERS,
-                   timestamps=plain.timestamps_to_inputs(TIMES, HISTORIES)).logits  # fmt: skip
+    got = featured(input_ids, attention_mask, user_features=USERS, timestamps=plain.timestamps_to_inputs(TIMES, HISTORIES),
+                   interaction_features=featured.interaction_features_to_inputs(INTERACTIONS, HISTORIES)).logits  # fmt: skip
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
@@ -133,11 +142,35 @@ def test_save_load_keeps_item_features_and_outputs(family, tmp_path):
     assert (tmp_path / "features.py").is_file()
     torch.testing.assert_close(loaded.features.item_feature_ids("genre"), model.features.item_feature_ids("genre"))
     torch.testing.assert_close(user_embeddings(loaded), expected, rtol=0, atol=0)
-    indices, _ = loaded.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.tolist())
-    again, _ = model.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.tolist())
+    indices, _ = loaded.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.tolist(),
+                                  interaction_features=INTERACTIONS)  # fmt: skip
+    again, scores = model.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.tolist(),
+                                    interaction_features=INTERACTIONS)  # fmt: skip
     assert indices.tolist() == again.tolist()
-    other, _ = model.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.flip(0).tolist())
+    other, _ = model.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.flip(0).tolist(),
+                               interaction_features=INTERACTIONS)  # fmt: skip
     assert other.tolist() != again.tolist()
+    _, without = model.recommend(HISTORIES, k=5, timestamps=TIMES, user_features=USERS.tolist())
+    assert (without - scores).abs().max() > 1e-4  # the interaction features were read
+
+
+def test_interaction_features_are_hidden_with_a_masked_item():
+    """A mask token's (BERT4Rec's hidden item's) interaction features are not read: they would reveal the interaction
+    being predicted; the collator carries each input item's features, the causal window without its last item's."""
+    model = featured_model("bert4rec").eval()
+    mask = model.config.mask_token_id
+    input_ids = torch.tensor([[0, 3, mask, 5], [2, mask, 4, mask]])
+    attention_mask = (input_ids != 0).long()
+    a = model.features(input_ids, attention_mask, interaction_features=torch.ones(2, 4, 2, dtype=torch.long))
+    b = model.features(input_ids, attention_mask, interaction_features=torch.full((2, 4, 2), 2, dtype=torch.long))
+    hidden = (input_ids == mask) | (input_ids == 0)
+    torch.testing.assert_close(a[hidden], b[hidden], rtol=0, atol=0)
+    assert (a[~hidden] - b[~hidden]).abs().amax(-1).min() > 0
+    causal = SequentialCollator("causal", max_length=3)
+    batch = causal([{"item_ids": [7, 8, 9, 10, 11], "interaction_features": [[1, 1], [1, 2], [1, 3], [1, 4], [1, 5]]},
+                    {"item_ids": [7, 8], "interaction_features": [[2, 1], [2, 2]]}])  # fmt: skip
+    assert batch["input_ids"].tolist() == [[8, 9, 10], [0, 0, 7]]
+    assert batch["interaction_features"].tolist() == [[[1, 2], [1, 3], [1, 4]], [[0, 0], [0, 0], [2, 1]]]
 
 
 def test_bad_feature_inputs_are_refused():
@@ -148,6 +181,12 @@ def test_bad_feature_inputs_are_refused():
         user_embeddings(model, users=torch.tensor([[1]] * len(HISTORIES)))
     with pytest.raises(ValueError, match="genre"):
         model.features.set_item_feature_ids("genre", torch.full((VOCAB_SIZE, 3), 6))
+    with pytest.raises(ValueError, match="interaction_features column 1 .'rating'. holds value ids outside"):
+        user_embeddings(model, interactions=[[[0, 6]] * len(h) for h in HISTORIES])
+    with pytest.raises(ValueError, match="interaction_features 0: each item needs 2 value ids .device, rating."):
+        user_embeddings(model, interactions=[[[1]] * len(h) for h in HISTORIES])
+    with pytest.raises(ValueError, match="interaction_features 1 has 2 rows for a history of 3 items"):
+        model.recommend(HISTORIES, interaction_features=[[[1, 1]] * len(h) for h in HISTORIES[:1]] + [[[1, 1]] * 2] * 3)
     for bad in ({"genre": {"vocab_size": 1, "max_values": 1}}, {"genre": {"vocab_size": 4}}, ["genre"]):
         with pytest.raises(ValueError, match="item_features"):
             CASES["sasrec"][0](vocab_size=VOCAB_SIZE, item_features=bad)
@@ -204,6 +243,60 @@ def test_ml1m_features_match_the_files(ml1m_dir):
     assert tok.feature_vocabulary("item", "decade")[tok.item_feature_ids("decade")[toy_story][0] - 1] == "1990s"
 
 
+def test_ml100k_ratings_as_interaction_features_line_up_with_u_data(ml100k_dir):
+    """`interaction_features=True` on ML-100K: each history item's rating from u.data, in the history's order
+    (timestamp, ties in file order); the test row's history is all but the last item, the validation one all but two."""
+    import pandas as pd
+
+    splits, tok = load_sequential_dataset("ml-100k", ml100k_dir, interaction_features=True)
+    assert tok.interaction_feature_names == ["rating"] and tok.feature_vocabulary("interaction", "rating") == list("12345")
+    data = pd.read_csv(ml100k_dir / "u.data", sep="\t", names=["user", "item", "rating", "time"])
+    data["row"] = range(len(data))
+    for split, cut in (("test", 1), ("validation", 2)):
+        for row in (0, 500, 942):
+            entry = splits[split][row]
+            mine = data[data.user == int(entry["user_id"])].sort_values(["time", "row"], kind="stable")
+            expected = mine.iloc[:-cut]
+            assert tok.decode(entry["item_ids"]) == [str(i) for i in expected["item"]]
+            assert [r[0] for r in entry["interaction_features"]] == expected["rating"].tolist()  # value id r = rating r
+    counts = np.bincount(np.concatenate([np.asarray(f).reshape(-1) for f in splits["test"]["interaction_features"]]))
+    # every interaction but each user's last (the test target): u.data's ratings counted with pandas
+    histories = data.sort_values(["user", "time", "row"], kind="stable").groupby("user").head(-1)
+    assert counts[0] == 0 and counts[1:].tolist() == histories["rating"].value_counts().sort_index().tolist()
+    assert counts.sum() == 100_000 - 943
+    with pytest.raises(ValueError, match="dataset 'amazon-beauty' has no per-interaction features"):
+        load_sequential_dataset("amazon-beauty", ml100k_dir, interaction_features=True)
+
+
+def test_interaction_feature_columns_of_a_file(tmp_path):
+    """A file's `interaction_feature_columns` (categorical, or numeric with `numeric_feature_buckets`): one value per
+    line, vocabularies saved with the tokenizer; the pipeline encodes raw values per history item."""
+    path = tmp_path / "interactions.csv"
+    path.write_text(
+        "user_id,item_id,timestamp,device,seconds\n"
+        "u1,a,1,web,10\nu1,b,2,app,20\nu1,c,3,,30\nu1,d,4,app,40\n"
+        "u2,a,4,tv,50\nu2,c,5,web,\nu2,b,6,web,70\n"
+    )
+    options = dict(interaction_features=True, interaction_feature_columns=["device", "seconds"],
+                   numeric_feature_buckets={"seconds": 2})  # fmt: skip
+    splits, tok = load_sequential_dataset(path, **options)
+    assert tok.interaction_feature_names == ["device", "seconds"]
+    assert tok.feature_vocabulary("interaction", "device") == ["app", "tv", "web"]
+    assert tok.feature_vocabulary("interaction", "seconds") == ["< 35", ">= 35"]  # the median of 10, 20, 30, 40, 50, 70
+    test = dict(zip(splits["test"]["user_id"], splits["test"]["interaction_features"]))
+    assert test == {"u1": [[3, 1], [1, 1], [0, 1]], "u2": [[2, 2], [3, 0]]}
+    tok.save_pretrained(tmp_path / "tok")
+    loaded = ItemTokenizer.from_pretrained(tmp_path / "tok")
+    assert loaded.to_dict() == tok.to_dict()
+    assert loaded.feature_config()["interaction_features"] == {"device": {"vocab_size": 4}, "seconds": {"vocab_size": 3}}
+    with pytest.warns(UserWarning, match="interaction feature 'device': value 'fridge' was not seen"):
+        assert loaded.encode_interaction_features([{"device": "app", "seconds": 45}, {"device": "fridge"}]) == [[1, 2], [0, 0]]
+    with pytest.raises(ValueError, match=r"unknown interaction feature\(s\) \['os'\]"):
+        loaded.encode_interaction_features([{"os": "linux"}])
+    with pytest.raises(ValueError, match="interaction_feature_columns=.'device'. is given but interaction_features is not True"):
+        load_sequential_dataset(path, interaction_feature_columns=["device"])
+
+
 def test_scientific_item_features(scientific_dir):
     _, tok = load_sequential_dataset("amazon-scientific", scientific_dir, item_features=True)
     brands = tok.feature_vocabulary("item", "brand")
@@ -215,8 +308,8 @@ def test_scientific_item_features(scientific_dir):
 
 
 def test_training_with_every_feature_reloads_to_its_metrics(ml100k_dir, tmp_path):
-    """A short ML-100K run with item, user and context features: the saved folder holds the feature buffers and
-    vocabularies, and re-evaluates to the run's own test NDCG@10."""
+    """A short ML-100K run with item, user, context and interaction (rating) features: the saved folder holds the
+    feature buffers and vocabularies, and re-evaluates to the run's own test NDCG@10."""
     from hf_rec.evaluation import Evaluator
     from hf_rec.training import RunConfig, train
 
@@ -225,7 +318,7 @@ def test_training_with_every_feature_reloads_to_its_metrics(ml100k_dir, tmp_path
                   "max_position_embeddings": 20, "context_features": ["hour", "weekday", "gap"],
                   "item_features_in_scores": True},
         "data": {"name": "ml-100k", "data_dir": str(ml100k_dir), "timestamps": True, "item_features": True,
-                 "user_features": True},
+                 "user_features": True, "interaction_features": True},
         "training": {"num_epochs": 1, "batch_size": 256, "seed": 0},
         "evaluation": {"ks": [10]},
     })  # fmt: skip
@@ -237,13 +330,18 @@ def test_training_with_every_feature_reloads_to_its_metrics(ml100k_dir, tmp_path
     tok = ItemTokenizer.from_pretrained(folder)
     assert model.config.user_features == tok.feature_config()["user_features"]
     assert model.features.item_feature_ids("genre").tolist() == tok.item_feature_ids("genre").tolist()
-    splits, _ = load_sequential_dataset("ml-100k", ml100k_dir, timestamps=True, item_features=True, user_features=True)
+    assert model.config.interaction_features == {"rating": {"vocab_size": 6}}
+    splits, _ = load_sequential_dataset("ml-100k", ml100k_dir, timestamps=True, item_features=True, user_features=True,
+                                        interaction_features=True)  # fmt: skip
     metrics = Evaluator(splits["test"], ks=(10,), show_progress=False).evaluate(model)
     assert metrics["ndcg@10"] == pytest.approx(result["test"]["ndcg@10"], abs=1e-6)
+    unrated = Evaluator(splits["test"].remove_columns("interaction_features"), ks=(10,), show_progress=False)
+    assert unrated.evaluate(model)["ndcg@10"] != pytest.approx(metrics["ndcg@10"], abs=1e-6)  # the ratings are read
     card = (folder / "README.md").read_text()
     assert ("Side information read by the model: item features decade (8 values), genre (19 values), also in the "
             "scored item vectors; user features age (7 values), gender (2 values), occupation (21 values); context "
-            "hour, weekday, gap from each interaction's time (0 = unknown)") in card  # fmt: skip
+            "hour, weekday, gap from each interaction's time (0 = unknown); interaction features rating (5 values) of "
+            "each history item") in card  # fmt: skip
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -252,7 +350,7 @@ def test_onnx_export_takes_the_feature_inputs(family, tmp_path):
     from hf_rec.serving.export import export_onnx
 
     config = export_onnx(featured_model(family), tmp_path, check_users=32, k=5)
-    assert config["inputs"] == ["input_ids", "attention_mask", "timestamps", "user_features"]
+    assert config["inputs"] == ["input_ids", "attention_mask", "timestamps", "user_features", "interaction_features"]
     assert config["check"]["same_top_k"] == 32 and config["check"]["max_abs_user_vector_diff"] < 1e-4
 
 
@@ -290,17 +388,19 @@ def test_featured_models_load_with_trust_remote_code_without_hf_rec(tmp_path):
 
 
 def featured_folder(tmp_path):
-    """A SASRec folder with features and its tokenizer: items "i1".."i28", user features age and gender."""
+    """A SASRec folder with features and its tokenizer: items "i1".."i28", user features age and gender, interaction
+    features device and rating."""
     model = featured_model("sasrec")
     tok = ItemTokenizer([f"i{n}" for n in range(1, 29)],
-                        user_feature_vocabularies={"age": ["1", "18", "25", "35"], "gender": ["F", "M"]})  # fmt: skip
+                        user_feature_vocabularies={"age": ["1", "18", "25", "35"], "gender": ["F", "M"]},
+                        interaction_feature_vocabularies={"device": ["app", "web"], "rating": list("12345")})  # fmt: skip
     assert tok.vocab_size == VOCAB_SIZE
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     return model.eval(), tok
 
 
-def test_pipeline_and_rest_service_take_user_features(tmp_path):
+def test_pipeline_and_rest_service_take_user_and_interaction_features(tmp_path):
     pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'hf-rec[serve]'")
     from fastapi.testclient import TestClient
 
@@ -311,23 +411,37 @@ def test_pipeline_and_rest_service_take_user_features(tmp_path):
     history = ["i3", "i7", "i1", "i9"]
     recommender = NextItemRecommendationPipeline(model=model, item_tokenizer=tok)
     new_user = recommender({"history": history, "user_features": {"age": "25", "gender": "F"}}, top_k=5)
-    want, _ = model.recommend([tok.encode(history)], k=5, user_features=[[3, 1]])
+    unrated = [[[0, 0]] * len(history)]  # no interaction features given: each is unknown (value id 0)
+    want, _ = model.recommend([tok.encode(history)], k=5, user_features=[[3, 1]], interaction_features=unrated)
     assert [r["item_id"] for r in new_user] == tok.decode(want[0])
-    unknown, _ = model.recommend([tok.encode(history)], k=5, user_features=[[0, 0]])
+    unknown, _ = model.recommend([tok.encode(history)], k=5, user_features=[[0, 0]], interaction_features=unrated)
     assert [r["item_id"] for r in recommender({"history": history}, top_k=5)] == tok.decode(unknown[0])
     with pytest.warns(UserWarning, match="not seen in training"):
         recommender({"history": history, "user_features": {"age": "99"}}, top_k=5)
     with pytest.raises(ValueError, match="unknown user feature"):
         recommender({"history": history, "user_features": {"zip": "55455"}}, top_k=5)
+    # per history item; an unknown item is dropped with its interaction features
+    rated = [{"device": "web", "rating": 5}, {"rating": "1"}, {}, {"device": "app", "rating": 4}]
+    want_rated, _ = model.recommend([tok.encode(history)], k=5, user_features=[[0, 0]],
+                                    interaction_features=[[[2, 5], [0, 1], [0, 0], [1, 4]]])  # fmt: skip
+    got = recommender({"history": history + ["nope"], "interaction_features": rated + [{"rating": 3}]}, top_k=5,
+                      unknown_items="ignore")  # fmt: skip
+    assert [r["item_id"] for r in got] == tok.decode(want_rated[0])
+    with pytest.raises(ValueError, match="'interaction_features' has 1 entries for 4 items"):
+        recommender({"history": history, "interaction_features": rated[:1]}, top_k=5)
 
     client = TestClient(create_app(str(tmp_path)))
-    assert client.get("/health").json()["user_features"] == ["age", "gender"]
+    health = client.get("/health").json()
+    assert health["user_features"] == ["age", "gender"] and health["interaction_features"] == ["device", "rating"]
     body = {"users": [{"history": history, "user_features": {"age": "25", "gender": "F"}}], "k": 5}
     response = client.post("/recommend", json=body)
     assert response.status_code == 200
     assert [r["item_id"] for r in response.json()["recommendations"][0]] == tok.decode(want[0])
     bad = client.post("/recommend", json={"users": [{"history": history, "user_features": {"zip": "1"}}], "k": 5})
     assert bad.status_code == 422 and "unknown user feature" in bad.json()["detail"]
+    body = {"users": [{"history": history, "interaction_features": rated}], "k": 5}
+    response = client.post("/recommend", json=body)
+    assert [r["item_id"] for r in response.json()["recommendations"][0]] == tok.decode(want_rated[0])
 
 
 def test_ml1m_partial_timestamps_give_unknown_context_where_the_files_have_no_time(ml1m_dir, beauty_dir):
@@ -435,13 +549,19 @@ def test_feature_vocabularies_round_trip_through_the_hub(hub_server, hub_repo_id
     from hf_rec.hub import load_recommender, push_to_hub
 
     model, _ = featured_folder(tmp_path)
+    users = {"age": ["1", "18", "25", "35"], "gender": ["F", "M"]}
     tok = ItemTokenizer([f"i{n}" for n in range(1, 29)], item_features={"genre": [["a", "b"]] * 14 + [["c"]] * 14},
-                        user_feature_vocabularies={"age": ["1", "18", "25", "35"], "gender": ["F", "M"]})  # fmt: skip
+                        user_feature_vocabularies=users,
+                        interaction_feature_vocabularies={"device": ["app", "web"], "rating": list("12345")})  # fmt: skip
     with pytest.raises(ValueError, match="the model reads user features"):  # a tokenizer without the vocabularies
         push_to_hub(model, hub_repo_id, tokenizer=ItemTokenizer([f"i{n}" for n in range(1, 29)]))
+    with pytest.raises(ValueError, match="the model reads interaction features"):
+        push_to_hub(model, hub_repo_id, tokenizer=ItemTokenizer([f"i{n}" for n in range(1, 29)],
+                                                                user_feature_vocabularies=users))  # fmt: skip
     push_to_hub(model, hub_repo_id, tokenizer=tok)
     loaded, loaded_tok = load_recommender(hub_repo_id)
     assert loaded_tok == tok and loaded_tok.feature_vocabulary("user", "age") == ["1", "18", "25", "35"]
+    assert loaded_tok.feature_vocabulary("interaction", "rating") == list("12345")
     assert loaded_tok.item_feature_ids("genre").tolist() == tok.item_feature_ids("genre").tolist()
     torch.testing.assert_close(loaded.features.item_feature_ids("genre"), model.features.item_feature_ids("genre"))
     torch.testing.assert_close(user_embeddings(loaded), user_embeddings(model), rtol=0, atol=0)

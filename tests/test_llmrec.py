@@ -521,16 +521,19 @@ def test_training_with_held_out_items_maps_them_from_text(backbones, ml100k_dir,
 @pytest.mark.parametrize("mode", ["init", "lora"])
 def test_item_and_user_features_in_the_text_model(mode, backbones, item_tokenizer, tmp_path):
     """LLMRec takes the shared feature module like every family: gradients reach its tables (the text tower's LoRA
-    too), user features move the outputs, and a saved folder reloads with its item-feature buffer and outputs."""
+    too), user and interaction features move the outputs, and a saved folder reloads with its item-feature buffer and
+    outputs."""
     model = build(backbones["bert"], item_tokenizer, mode=mode, item_features={"kind": {"vocab_size": 4, "max_values": 1}},
-                  user_features={"age": {"vocab_size": 3}}, item_features_in_scores=True)  # fmt: skip
+                  user_features={"age": {"vocab_size": 3}}, item_features_in_scores=True,
+                  interaction_features={"rating": {"vocab_size": 6}})  # fmt: skip
     kinds = torch.zeros(item_tokenizer.vocab_size, 1, dtype=torch.long)
     kinds[1:-2, 0] = torch.arange(item_tokenizer.vocab_size - 3) % 3 + 1
     model.features.set_item_feature_ids("kind", kinds)
     batch = make_batch()
     users = torch.arange(len(batch["input_ids"]))[:, None] % 3
+    ratings = (batch["input_ids"] % 5 + 1)[..., None]  # [B, L, 1]
     model.train()
-    model(**batch, user_features=users).loss.backward()
+    model(**batch, user_features=users, interaction_features=ratings).loss.backward()
     for name, param in model.features.named_parameters():
         assert param.grad is not None and param.grad[1:].abs().sum() > 0, name
     if mode == "lora":
@@ -538,12 +541,14 @@ def test_item_and_user_features_in_the_text_model(mode, backbones, item_tokenize
     model.eval()
     history = batch["input_ids"][:4]
     with torch.no_grad():
-        a = model.get_user_embeddings(history, user_features=users[:4])
-        b = model.get_user_embeddings(history, user_features=(users[:4] + 1) % 3)
-    assert (a - b).abs().max() > 1e-4
+        a = model.get_user_embeddings(history, user_features=users[:4], interaction_features=ratings[:4])
+        b = model.get_user_embeddings(history, user_features=(users[:4] + 1) % 3, interaction_features=ratings[:4])
+        c = model.get_user_embeddings(history, user_features=users[:4], interaction_features=ratings[:4] % 5 + 1)
+    assert (a - b).abs().max() > 1e-4 and (a - c).abs().max() > 1e-4
     model.save_pretrained(tmp_path)
     loaded = LLMRecForSequentialRecommendation.from_pretrained(tmp_path).eval()
     assert loaded.features.item_feature_ids("kind").tolist() == kinds.tolist()
     with torch.no_grad():
-        torch.testing.assert_close(loaded.get_user_embeddings(history, user_features=users[:4]), a)
+        torch.testing.assert_close(loaded.get_user_embeddings(history, user_features=users[:4],
+                                                              interaction_features=ratings[:4]), a)  # fmt: skip
         torch.testing.assert_close(loaded.get_item_embeddings(), model.get_item_embeddings())

@@ -65,7 +65,7 @@ def assert_rows(got, want):
 def test_health_and_schema(server):
     health = server.get("/health").json()
     assert health == {"status": "ok", "model_type": "sasrec", "num_items": 30, "reads_timestamps": False,
-                      "user_features": []}
+                      "user_features": [], "interaction_features": []}
     schema = server.get("/openapi.json").json()
     assert "/recommend" in schema["paths"] and "RecommendRequest" in json.dumps(schema)
 

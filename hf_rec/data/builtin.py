@@ -38,6 +38,8 @@ class Interactions:
     rating: np.ndarray | None = None
     timestamps: np.ndarray | None = None
     texts: dict[str, str] | None = None
+    #: per-interaction features: `{name: one raw value per row (None = unknown)}`
+    interaction_features: dict[str, np.ndarray] | None = None
     order_kind: str = "file order"
     files: list[Path] = field(default_factory=list)
 
@@ -365,16 +367,19 @@ class BuiltinDataset:
     side_features: Callable[[Path], SideFeatures] | None = None
     #: for `timestamps="partial"` where the files time only some interactions: each one's time, 0 where unknown
     known_timestamps: Callable[[Path, Interactions], np.ndarray] | None = None
+    #: every interaction has a rating (the per-interaction feature `rating` of `interaction_features=True`)
+    has_ratings: bool = False
 
 
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "ml-1m": BuiltinDataset(
         "ml-1m", _read_ml1m,
         "MovieLens 1M: ratings.dat (UserID::MovieID::Rating::Timestamp) or ratings_seq.tsv.gz (seq_pos order) + movies.dat",
-        True, _ml1m_missing_timestamps, _ml1m_features, _ml1m_known_timestamps,
+        True, _ml1m_missing_timestamps, _ml1m_features, _ml1m_known_timestamps, has_ratings=True,
     ),
     "ml-100k": BuiltinDataset(
-        "ml-100k", _read_ml100k, "MovieLens 100K: u.data + u.item (+ u.genre, u.user)", True, side_features=_ml100k_features
+        "ml-100k", _read_ml100k, "MovieLens 100K: u.data + u.item (+ u.genre, u.user)", True, side_features=_ml100k_features,
+        has_ratings=True,
     ),
     "amazon-scientific": BuiltinDataset(
         "amazon-scientific", _read_scientific,

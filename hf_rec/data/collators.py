@@ -3,7 +3,9 @@
 Both read rows with an `item_ids` list, keep the most recent items, LEFT-pad (the newest item is always at
 position -1, see docs/architecture.md) and return `input_ids`, `attention_mask`, `labels` (-100 = no loss).
 Rows that also carry `timestamps` (unix seconds aligned with `item_ids`) add a `timestamps` batch, padded with 0;
-rows with `user_features` (one value id per user feature) add `user_features` `[B, n_features]`.
+rows with `user_features` (one value id per user feature) add `user_features` `[B, n_features]`, rows with
+`interaction_features` (per item, one value id per interaction feature) add `interaction_features` `[B, L, n]` aligned
+with `input_ids` (0 at padding).
 """
 
 from __future__ import annotations
@@ -135,4 +137,18 @@ class SequentialCollator:
             batch["timestamps"] = left_pad([t[-width:] for t in times], fill=0)
         if rows and "user_features" in rows[0]:
             batch["user_features"] = torch.as_tensor(np.asarray([row["user_features"] for row in rows], dtype=np.int64))
+        if rows and "interaction_features" in rows[0]:
+            batch["interaction_features"] = self._interaction_features(rows, sequences, width, input_ids.shape[1])
         return batch
+
+    def _interaction_features(self, rows, sequences, width: int, length: int) -> torch.Tensor:
+        """`[B, L, n]`: each input item's interaction value ids (causal: the window without its last item)."""
+        values = [np.asarray(row["interaction_features"], dtype=np.int64).reshape(len(seq), -1)
+                  for row, seq in zip(rows, sequences)]  # fmt: skip
+        if len({v.shape[1] for v in values}) > 1:
+            raise ValueError("each row's interaction_features must hold the same number of features per item")
+        out = np.zeros((len(rows), length, values[0].shape[1]), dtype=np.int64)
+        for row, v in enumerate(values):
+            window = v[-width:][:-1] if self.objective == "causal" else v[-width:]
+            out[row, length - len(window) :] = window
+        return torch.from_numpy(out)

@@ -58,10 +58,12 @@ def process_interactions(
     item_k_core: int | None = None,
     max_history: int | None = None,
     return_timestamps: bool = False,
+    return_rows: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Order + filter. Returns (user raw ids per kept user, lengths, item codes (0-based, first-seen
     order), item raw ids per code, report); with ``return_timestamps``, also the kept rows'
-    ``inter.timestamps`` aligned with the item codes."""
+    ``inter.timestamps`` aligned with the item codes; with ``return_rows``, last, the kept rows' positions in
+    ``inter`` (aligned with the item codes: any per-interaction column indexed by them lines up)."""
     n = len(inter.user)
     if len(inter.item) != n:
         raise ValueError("user and item columns differ in length")
@@ -146,12 +148,14 @@ def process_interactions(
     report["items"] = int(len(item_ids))
     report["interactions"] = int(len(final_u))
     report["dropped_interactions_total"] = int(n - len(final_u))
+    out = (user_ids, lengths, codes.astype(np.int64), item_ids, report)
     if return_timestamps:
         if inter.timestamps is None:
             raise ValueError(f"dataset {name!r} has no timestamps (return_timestamps needs one for every interaction)")
-        times = np.asarray(inter.timestamps, dtype=np.int64)[perm][keep]
-        return user_ids, lengths, codes.astype(np.int64), item_ids, report, times
-    return user_ids, lengths, codes.astype(np.int64), item_ids, report
+        out += (np.asarray(inter.timestamps, dtype=np.int64)[perm][keep],)
+    if return_rows:
+        out += (perm[keep],)
+    return out
 
 
 def _read_generic(
@@ -161,10 +165,12 @@ def _read_generic(
     item_columns: Sequence[str] = (),
     user_columns: Sequence[str] = (),
     numeric: Sequence[str] = (),
+    interaction_columns: Sequence[str] = (),
 ) -> tuple[Interactions, SideFeatures | None]:
     """The interactions of a file, and the side features in its `item_columns` / `user_columns` (None without);
-    the `numeric` ones must hold numbers."""
-    cols = R.read_interaction_table(path, timestamp_seconds=timestamps, extra_columns=[*item_columns, *user_columns])
+    the `numeric` ones must hold numbers. `interaction_columns` become `inter.interaction_features`."""
+    cols = R.read_interaction_table(path, timestamp_seconds=timestamps,
+                                    extra_columns=[*item_columns, *user_columns, *interaction_columns])  # fmt: skip
     if timestamps and cols["timestamp"] is None:
         raise ValueError(f"{path}: timestamps=True needs a 'timestamp' column, and the file has none")
     inter = Interactions(
@@ -177,6 +183,8 @@ def _read_generic(
         tpath = Path(item_text_path).expanduser()
         inter.texts = R.read_item_text_table(tpath)
         inter.files.append(tpath)
+    if interaction_columns:
+        inter.interaction_features = {name: _interaction_values(cols, name, name in numeric) for name in interaction_columns}
     if not (item_columns or user_columns):
         return inter, None
     side = SideFeatures()
@@ -206,18 +214,30 @@ def _column_values(cols: dict, kind: str, name: str, numeric: bool = False) -> d
     return values
 
 
-def _feature_columns(path: Path, item_features, item_columns, user_features, user_columns, numeric) -> tuple[list, list]:
-    """The feature columns asked of an interaction file, checked: a switch needs its columns and columns their switch;
-    `numeric` ({column: number of buckets}) names some of them."""
+def _interaction_values(cols: dict, name: str, numeric: bool) -> np.ndarray:
+    """Per-interaction feature column `name`: one raw value per line (None where empty); numbers where `numeric`."""
+    values = cols["columns"][name]
+    if numeric:
+        for row, cell in enumerate(values):
+            if cell is not None and not bucket_id([], cell):
+                raise ValueError(f"{cols['where'](row)}: {name}={cell!r} is not a number (numeric_feature_buckets names {name!r})")
+    return np.asarray(values, dtype=object)
+
+
+def _feature_columns(path: Path, numeric, **kinds) -> list[list[str]]:
+    """The feature columns asked of an interaction file (`kinds`: `item=(switch, columns)`, `user=...`,
+    `interaction=...`), checked: a switch needs its columns and columns their switch; `numeric` ({column: number of
+    buckets}) names some of them."""
     if numeric is not None and not (isinstance(numeric, Mapping) and all(
         isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b >= 2 for b in numeric.values()
     )):  # fmt: skip
         raise ValueError(f"numeric_feature_buckets must map feature columns to a number of buckets >= 2, got {numeric!r}")
-    stray = sorted(set(numeric or {}) - {*(item_columns or []), *(user_columns or [])})
+    stray = sorted(set(numeric or {}) - {c for _, given in kinds.values() for c in (given or [])})
     if stray:
-        raise ValueError(f"numeric_feature_buckets names {stray}, which are not item_feature_columns / user_feature_columns")
+        raise ValueError(f"numeric_feature_buckets names {stray}, which are not item_feature_columns / "
+                         "user_feature_columns / interaction_feature_columns")  # fmt: skip
     out = []
-    for kind, switch, given in (("item", item_features, item_columns), ("user", user_features, user_columns)):
+    for kind, (switch, given) in kinds.items():
         if isinstance(given, str) or not all(isinstance(c, str) for c in (given or [])):
             raise ValueError(f"{kind}_feature_columns must be a list of column names, got {given!r}")
         columns = list(given or [])
@@ -225,11 +245,11 @@ def _feature_columns(path: Path, item_features, item_columns, user_features, use
             raise ValueError(f"{path}: {kind}_features=True needs {kind}_feature_columns (the file's {kind} feature columns)")
         if columns and not switch:
             raise ValueError(f"{kind}_feature_columns={columns} is given but {kind}_features is not True")
-        reserved = {"user_id", "item_id", "timestamp", "rating"} & set(columns)
+        reserved = {"user_id", "item_id", "timestamp", *(() if kind == "interaction" else ("rating",))} & set(columns)
         if reserved:
-            raise ValueError(f"{kind}_feature_columns names {sorted(reserved)}, which are not features")
+            raise ValueError(f"{kind}_feature_columns names {sorted(reserved)}, which are not {kind} features")
         out.append(columns)
-    return out[0], out[1]
+    return out
 
 
 def _side_features(name: str, directory: Path, item_features: bool, user_features: bool):
@@ -262,6 +282,8 @@ def load_sequential_dataset(
     item_feature_columns: Sequence[str] | None = None,
     user_feature_columns: Sequence[str] | None = None,
     numeric_feature_buckets: Mapping[str, int] | None = None,
+    interaction_features: bool = False,
+    interaction_feature_columns: Sequence[str] | None = None,
 ) -> tuple[DatasetDict, ItemTokenizer]:
     """Load a built-in dataset (``BUILTIN_DATASETS``) or an interaction file and return
     leave-one-out splits (``train`` / ``validation`` / ``test``) and the item tokenizer.
@@ -290,6 +312,9 @@ def load_sequential_dataset(
     and ``user_feature_columns`` (one categorical value per user), each the same on every line of its item / user.
     ``numeric_feature_buckets`` (``{column: B}``) makes some of them numeric: numbers, split into ``B`` quantile
     buckets over the items / users (the edges are saved with the tokenizer, which buckets new users' numbers too).
+    ``interaction_features=True`` adds an ``interaction_features`` column (per item of ``item_ids``, one value id per
+    feature, ``tokenizer.interaction_feature_names`` order): the rating given (ML-1M / ML-100K: ``rating``), or a
+    file's ``interaction_feature_columns`` (a value per line; numeric ones bucketed as above).
 
     Bad input raises ValueError naming the file, the 1-based line and the bad value.
     """
@@ -303,7 +328,8 @@ def load_sequential_dataset(
         isinstance(min_rating, bool) or not isinstance(min_rating, (int, float, np.number)) or not np.isfinite(min_rating)
     ):  # nan would silently drop nothing
         raise ValueError(f"min_rating must be a finite number, got {min_rating!r}")
-    for opt, value in (("item_features", item_features), ("user_features", user_features)):
+    for opt, value in (("item_features", item_features), ("user_features", user_features),
+                       ("interaction_features", interaction_features)):
         if not isinstance(value, bool):
             raise ValueError(f"{opt} must be True or False, got {value!r}")
     if not isinstance(timestamps, bool) and timestamps != "partial":
@@ -312,16 +338,20 @@ def load_sequential_dataset(
     if key in BUILTIN_DATASETS:
         if item_text_path is not None:
             raise ValueError("item_text_path is only for interaction files, not built-in datasets")
-        if item_feature_columns or user_feature_columns or numeric_feature_buckets:
-            raise ValueError("item_feature_columns / user_feature_columns / numeric_feature_buckets are for interaction "
-                             "files; built-in datasets "
-                             "know their features (item_features / user_features: true)")  # fmt: skip
+        if item_feature_columns or user_feature_columns or interaction_feature_columns or numeric_feature_buckets:
+            raise ValueError("item_feature_columns / user_feature_columns / interaction_feature_columns / "
+                             "numeric_feature_buckets are for interaction files; built-in datasets know their features "
+                             "(item_features / user_features / interaction_features: true)")  # fmt: skip
+        if interaction_features and not BUILTIN_DATASETS[key].has_ratings:
+            raise ValueError(f"dataset {key!r} has no per-interaction features (interaction_features must be false)")
         directory = _resolve_builtin_dir(key, data_dir)
         missing = BUILTIN_DATASETS[key].missing_timestamps(directory) if timestamps is True else None
         if missing:  # a time bias fed made-up times would be silently wrong: refuse before reading anything
             raise ValueError(f"dataset {key!r} ({directory}) cannot give timestamps=True: {missing}")
         side = _side_features(key, directory, item_features, user_features)
         inter = BUILTIN_DATASETS[key].reader(directory, item_text)
+        if interaction_features:  # the rating given, as a category
+            inter.interaction_features = {"rating": np.asarray([format(r, "g") for r in inter.rating], dtype=object)}
         name, source = key, str(directory)
         if timestamps == "partial" and inter.timestamps is None:
             if BUILTIN_DATASETS[key].known_timestamps is None:
@@ -342,10 +372,12 @@ def load_sequential_dataset(
                 f"{what}; built-in datasets: {', '.join(BUILTIN_DATASETS)} "
                 "(or pass a CSV / TSV / JSONL / Parquet file with user_id, item_id[, timestamp, rating])"
             )
-        item_columns, user_columns = _feature_columns(path, item_features, item_feature_columns, user_features,
-                                                      user_feature_columns, numeric_feature_buckets)  # fmt: skip
+        item_columns, user_columns, interaction_columns = _feature_columns(
+            path, numeric_feature_buckets, item=(item_features, item_feature_columns),
+            user=(user_features, user_feature_columns), interaction=(interaction_features, interaction_feature_columns),
+        )  # fmt: skip
         inter, side = _read_generic(path, item_text_path if item_text else None, bool(timestamps), item_columns,
-                                    user_columns, list(numeric_feature_buckets or {}))  # fmt: skip
+                                    user_columns, list(numeric_feature_buckets or {}), interaction_columns)  # fmt: skip
         name, source = path.stem.split(".")[0], str(path)
     t_read = time.perf_counter()
 
@@ -361,21 +393,29 @@ def load_sequential_dataset(
     # only when on: the options (and so the fingerprint) of other loads stay those of earlier versions
     for opt, value in (("timestamps", timestamps), ("item_features", item_features), ("user_features", user_features),
                        ("item_feature_columns", item_feature_columns), ("user_feature_columns", user_feature_columns),
-                       ("numeric_feature_buckets", numeric_feature_buckets)):
+                       ("numeric_feature_buckets", numeric_feature_buckets),
+                       ("interaction_features", interaction_features),
+                       ("interaction_feature_columns", interaction_feature_columns)):
         if value:
             options[opt] = list(value) if isinstance(value, (list, tuple)) else value
     processed = process_interactions(
         inter, name=name, min_rating=min_rating, user_k_core=user_k_core, item_k_core=item_k_core,
-        max_history=max_history, return_timestamps=bool(timestamps),
+        max_history=max_history, return_timestamps=bool(timestamps), return_rows=interaction_features,
     )  # fmt: skip
     user_ids, lengths, codes, item_ids, report = processed[:5]
     if timestamps == "partial":
         report["interactions_without_timestamp"] = int((processed[5] <= 0).sum())
     if report["users"] == 0:
         raise ValueError(f"{source}: no user has {MIN_SEQUENCE_LENGTH} or more interactions after filtering; nothing to split")
-    splits = leave_one_out_splits(user_ids, lengths, codes + 1, timestamps=processed[5] if timestamps else None)
+    edges = _bucket_edges(side, inter.interaction_features, numeric_feature_buckets)
+    interaction_vocab = interaction_ids = None
+    if interaction_features:
+        interaction_vocab, interaction_ids = _interaction_value_ids(inter.interaction_features, edges["interaction"])
+        interaction_ids = interaction_ids[processed[-1]]  # the kept interactions, in the order of the item codes
+        report["interactions_without_features"] = int((interaction_ids == 0).all(axis=1).sum())
+    splits = leave_one_out_splits(user_ids, lengths, codes + 1, timestamps=processed[5] if timestamps else None,
+                                  interaction_features=interaction_ids)  # fmt: skip
 
-    edges = _bucket_edges(side, numeric_feature_buckets)
     user_vocab = None
     if user_features:
         user_vocab = {name: sorted(set(values.values())) for name, values in side.users.items() if name not in edges["user"]}
@@ -410,7 +450,8 @@ def load_sequential_dataset(
         metadata["files"].update({p.name: sha256_file(p) for p in side.files})
     tokenizer = ItemTokenizer(item_ids, texts, metadata=metadata, item_features=side.items if item_features else None,
                               user_feature_vocabularies=user_vocab, item_bucket_edges=edges["item"],
-                              user_bucket_edges=edges["user"])  # fmt: skip
+                              user_bucket_edges=edges["user"], interaction_feature_vocabularies=interaction_vocab,
+                              interaction_bucket_edges=edges["interaction"])  # fmt: skip
     logger.info(
         "loaded %s: %d users, %d items, %d interactions (read %.2fs, total %.2fs)",
         name, report["users"], report["items"], report["interactions"], t_read - t0, time.perf_counter() - t0,
@@ -418,14 +459,33 @@ def load_sequential_dataset(
     return splits, tokenizer
 
 
-def _bucket_edges(side: SideFeatures | None, buckets: Mapping[str, int] | None) -> dict[str, dict[str, list[float]]]:
-    """`{"item" | "user": {name: edges}}`: quantile bucket edges of the numeric features over their items / users."""
-    edges = {"item": {}, "user": {}}
+def _bucket_edges(side: SideFeatures | None, interactions: dict | None, buckets: Mapping[str, int] | None) -> dict:
+    """`{"item" | "user" | "interaction": {name: edges}}`: quantile bucket edges of the numeric features over their
+    items / users / interactions."""
+    edges = {"item": {}, "user": {}, "interaction": {}}
     for name, count in (buckets or {}).items():
-        kind, by_owner = ("item", side.items[name]) if name in side.items else ("user", side.users[name])
-        numbers = [float(v[0] if kind == "item" else v) for v in by_owner.values() if v]
+        if name in (interactions or {}):
+            kind, numbers = "interaction", [float(v) for v in interactions[name] if v is not None]
+        elif name in side.items:
+            kind, numbers = "item", [float(v[0]) for v in side.items[name].values() if v]
+        else:
+            kind, numbers = "user", [float(v) for v in side.users[name].values() if v]
         edges[kind][name] = quantile_bucket_edges(numbers, count) if numbers else []
     return edges
+
+
+def _interaction_value_ids(values: dict[str, np.ndarray], edges: dict[str, list[float]]):
+    """Per-interaction raw values (None = unknown) -> (`{name: vocabulary}` of the categorical ones, `[n, k]` value
+    ids, columns in sorted name order; numeric ones by their bucket)."""
+    vocab, columns = {}, []
+    for name in sorted(values):
+        if name in edges:
+            columns.append([0 if v is None else bucket_id(edges[name], v) for v in values[name]])
+            continue
+        vocab[name] = sorted({v for v in values[name] if v is not None})
+        lookup = {v: i + 1 for i, v in enumerate(vocab[name])}
+        columns.append([0 if v is None else lookup[v] for v in values[name]])
+    return vocab, np.asarray(columns, dtype=np.int64).T.reshape(-1, len(values))
 
 
 def load_dataset_like(tokenizer: ItemTokenizer, name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None):

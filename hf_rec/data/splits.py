@@ -33,17 +33,28 @@ def _dataset(
     targets: np.ndarray,
     times: np.ndarray | None = None,
     target_times: np.ndarray | None = None,
+    interaction_features: np.ndarray | None = None,
 ) -> Dataset:
     columns = {"user_id": user_ids, "item_ids": _list_array(offsets, values), "target": pa.array(targets, pa.int64())}
     if times is not None:  # only then: without timestamps the table is exactly that of earlier versions
         columns["timestamps"] = _list_array(offsets, times)
+    if interaction_features is not None:  # per item, one value id per feature
+        width = interaction_features.shape[1]
+        rows = pa.FixedSizeListArray.from_arrays(pa.array(interaction_features.reshape(-1), pa.int64()), width)
+        columns["interaction_features"] = pa.ListArray.from_arrays(pa.array(offsets, pa.int64()), rows).cast(
+            pa.list_(pa.list_(pa.int64()))
+        )
     if target_times is not None:
         columns["target_timestamp"] = pa.array(target_times, pa.int64())
     return Dataset(pa.table(columns))
 
 
 def leave_one_out_splits(
-    user_ids: Sequence[str], lengths: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None
+    user_ids: Sequence[str],
+    lengths: np.ndarray,
+    items: np.ndarray,
+    timestamps: np.ndarray | None = None,
+    interaction_features: np.ndarray | None = None,
 ) -> DatasetDict:
     """Build ``train`` / ``validation`` / ``test``.
 
@@ -53,6 +64,9 @@ def leave_one_out_splits(
         items: all item indices, concatenated user by user, each user's items oldest first.
         timestamps (*optional*): the unix time of each of `items` (same layout). Adds a ``timestamps`` column
             aligned with ``item_ids`` to every split and ``target_timestamp`` to validation and test.
+        interaction_features (*optional*): `[len(items), n]` value ids of each of `items`' interaction features. Adds
+            an ``interaction_features`` column (one list of `n` ids per item of ``item_ids``) to every split (the
+            targets' own are not given: a prediction does not know them).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
@@ -64,6 +78,10 @@ def leave_one_out_splits(
         timestamps = np.asarray(timestamps, dtype=np.int64)
         if len(timestamps) != len(items):
             raise ValueError(f"{len(timestamps)} timestamps but {len(items)} items")
+    if interaction_features is not None:
+        interaction_features = np.asarray(interaction_features, dtype=np.int64)
+        if interaction_features.ndim != 2 or len(interaction_features) != len(items):
+            raise ValueError(f"interaction_features must be [{len(items)}, n], got {interaction_features.shape}")
     if len(lengths) and lengths.min() < MIN_SEQUENCE_LENGTH:
         raise ValueError(f"every user needs at least {MIN_SEQUENCE_LENGTH} interactions for leave-one-out")
     ends = np.cumsum(lengths)
@@ -84,14 +102,19 @@ def leave_one_out_splits(
     t = timestamps
     train_t, test_t = (None, None) if t is None else (t[keep_train], t[keep_test])
     valid_target_t, test_target_t = (None, None) if t is None else (t[second_last], t[last])
+    f = interaction_features
+    train_f, test_f = (None, None) if f is None else (f[keep_train], f[keep_test])
 
     return DatasetDict(
         {
-            "train": _dataset(users, train_offsets, train_values, np.full(len(lengths), -1, dtype=np.int64), train_t),
-            "validation": _dataset(users, train_offsets, train_values, items[second_last], train_t, valid_target_t),
-            "test": _dataset(users, test_offsets, test_values, items[last], test_t, test_target_t),
+            "train": _dataset(users, train_offsets, train_values, np.full(len(lengths), -1, dtype=np.int64), train_t,
+                              interaction_features=train_f),
+            "validation": _dataset(users, train_offsets, train_values, items[second_last], train_t, valid_target_t,
+                                   interaction_features=train_f),
+            "test": _dataset(users, test_offsets, test_values, items[last], test_t, test_target_t,
+                             interaction_features=test_f),
         }
-    )
+    )  # fmt: skip
 
 
 def _split_table(ds: Dataset) -> pa.Table:

@@ -121,9 +121,11 @@ class ItemTokenizer:
             list of strings or a sequence aligned with ``item_ids`` (an item without an entry has none).
         user_feature_vocabularies: optional ``{name: list of values}`` of user features; a value's id is its
             position + 1 (see :meth:`encode_user_features`).
-        item_bucket_edges / user_bucket_edges: optional ``{name: edges}`` of numeric features: their values are
-            numbers, bucketed by the ascending ``edges`` (:func:`quantile_bucket_edges`); the vocabulary is
-            :func:`bucket_labels` (a user feature named here needs no entry in ``user_feature_vocabularies``).
+        interaction_feature_vocabularies: optional ``{name: list of values}`` of per-interaction features (the
+            rating given, the device used), numbered like the user features (see :meth:`encode_interaction_features`).
+        item_bucket_edges / user_bucket_edges / interaction_bucket_edges: optional ``{name: edges}`` of numeric
+            features: their values are numbers, bucketed by the ascending ``edges`` (:func:`quantile_bucket_edges`);
+            the vocabulary is :func:`bucket_labels` (a user / interaction feature named here needs no vocabulary).
     """
 
     pad_token_id: int = 0
@@ -137,6 +139,8 @@ class ItemTokenizer:
         user_feature_vocabularies: Mapping[str, Sequence[str]] | None = None,
         item_bucket_edges: Mapping[str, Sequence[float]] | None = None,
         user_bucket_edges: Mapping[str, Sequence[float]] | None = None,
+        interaction_feature_vocabularies: Mapping[str, Sequence[str]] | None = None,
+        interaction_bucket_edges: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         _check_ids_iterable(item_ids, "ItemTokenizer")
         ids = _raw_ids(item_ids, "ItemTokenizer")
@@ -155,7 +159,8 @@ class ItemTokenizer:
         self._item_vocab: dict[str, list[str]] = {}
         self._item_values: dict[str, dict[int, list[int]]] = {}  # name -> {index: value ids}
         self._item_edges = _checked_edges(item_bucket_edges, item_features or {}, "item")
-        self._user_edges = _checked_edges(user_bucket_edges, None, "user")
+        self._value_edges = {"user": _checked_edges(user_bucket_edges, None, "user"),
+                             "interaction": _checked_edges(interaction_bucket_edges, None, "interaction")}  # fmt: skip
         for name, values in sorted((item_features or {}).items()):
             if not isinstance(values, Mapping):
                 values = list(values)
@@ -179,13 +184,16 @@ class ItemTokenizer:
             lookup = {v: i + 1 for i, v in enumerate(vocab)}
             self._item_vocab[name] = vocab
             self._item_values[name] = {index: [lookup[v] for v in vals] for index, vals in by_index.items()}
-        self._user_vocab: dict[str, list[str]] = {}  # value id = position + 1, in the order given
-        vocabularies = {**(user_feature_vocabularies or {}), **{n: bucket_labels(e) for n, e in self._user_edges.items()}}
-        for name, vocab in sorted(vocabularies.items()):
-            vocab = [str(v) for v in vocab]
-            if len(set(vocab)) != len(vocab):
-                raise ValueError(f"user feature {name!r}: the vocabulary lists a value twice")
-            self._user_vocab[name] = vocab
+        # user and interaction features: value id = position + 1 in the vocabulary, names in sorted order
+        self._value_vocab: dict[str, dict[str, list[str]]] = {}
+        for kind, given in (("user", user_feature_vocabularies), ("interaction", interaction_feature_vocabularies)):
+            vocabularies = {**(given or {}), **{n: bucket_labels(e) for n, e in self._value_edges[kind].items()}}
+            self._value_vocab[kind] = {}
+            for name, vocab in sorted(vocabularies.items()):
+                vocab = [str(v) for v in vocab]
+                if len(set(vocab)) != len(vocab):
+                    raise ValueError(f"{kind} feature {name!r}: the vocabulary lists a value twice")
+                self._value_vocab[kind][name] = vocab
 
     # ------------------------------------------------------------------ layout
     @property
@@ -285,13 +293,19 @@ class ItemTokenizer:
     @property
     def user_feature_names(self) -> list[str]:
         """Names of the user features, in the column order of a model's ``user_features`` input."""
-        return list(self._user_vocab)
+        return list(self._value_vocab["user"])
+
+    @property
+    def interaction_feature_names(self) -> list[str]:
+        """Names of the interaction features, in the column order of a model's ``interaction_features`` input."""
+        return list(self._value_vocab["interaction"])
 
     def feature_vocabulary(self, kind: str, name: str) -> list[str]:
-        """The values of item (``kind="item"``) or user feature ``name``; value id = position + 1."""
-        vocab = {"item": self._item_vocab, "user": self._user_vocab}.get(kind)
+        """The values of item (``kind="item"``), user or interaction feature ``name``; value id = position + 1."""
+        vocab = {"item": self._item_vocab, **self._value_vocab}.get(kind)
         if vocab is None or name not in vocab:
-            raise ValueError(f"no {kind} feature {name!r} (item: {self.item_feature_names}, user: {self.user_feature_names})")
+            raise ValueError(f"no {kind} feature {name!r} (item: {self.item_feature_names}, user: "
+                             f"{self.user_feature_names}, interaction: {self.interaction_feature_names})")  # fmt: skip
         return list(vocab[name])
 
     def item_feature_ids(self, name: str) -> np.ndarray:
@@ -310,34 +324,47 @@ class ItemTokenizer:
         items = {name: {"vocab_size": len(vocab) + 1,
                         "max_values": max([len(v) for v in self._item_values[name].values()] or [1])}
                  for name, vocab in self._item_vocab.items()}  # fmt: skip
-        users = {name: {"vocab_size": len(vocab) + 1} for name, vocab in self._user_vocab.items()}
-        return {"item_features": items or None, "user_features": users or None}
+        values = {kind: {name: {"vocab_size": len(vocab) + 1} for name, vocab in vocabularies.items()}
+                  for kind, vocabularies in self._value_vocab.items()}  # fmt: skip
+        out = {"item_features": items or None, "user_features": values["user"] or None}
+        if values["interaction"]:  # only then: the fields of tokenizers without them stay those of earlier versions
+            out["interaction_features"] = values["interaction"]
+        return out
 
     def encode_user_features(self, values: Mapping[str, Any]) -> list[int]:
         """``{feature name: raw value}`` -> one value id per user feature (``user_feature_names`` order). A feature
         not given, or a value the vocabulary lacks, is 0 ("unknown"); unseen values warn."""
+        return self._encode_values("user", values)
+
+    def encode_interaction_features(self, rows: Sequence[Mapping[str, Any]]) -> list[list[int]]:
+        """Per history item ``{feature name: raw value}`` -> one row of value ids per item
+        (``interaction_feature_names`` order), as :meth:`encode_user_features` encodes one user."""
+        if isinstance(rows, Mapping):
+            raise TypeError("interaction features must be a list with one mapping name -> value per history item")
+        return [self._encode_values("interaction", values) for values in rows]
+
+    def _encode_values(self, kind: str, values: Mapping[str, Any]) -> list[int]:
         if not isinstance(values, Mapping):
-            raise TypeError(f"user features must be a mapping name -> value, got {type(values).__name__}")
-        stray = sorted(set(values) - set(self._user_vocab))
+            raise TypeError(f"{kind} features must be a mapping name -> value, got {type(values).__name__}")
+        vocabularies, edges = self._value_vocab[kind], self._value_edges[kind]
+        stray = sorted(set(values) - set(vocabularies))
         if stray:
-            raise ValueError(f"unknown user feature(s) {stray} (this tokenizer has {self.user_feature_names})")
+            raise ValueError(f"unknown {kind} feature(s) {stray} (this tokenizer has {list(vocabularies)})")
         out = []
-        for name, vocab in self._user_vocab.items():
+        for name, vocab in vocabularies.items():
             value = values.get(name)
             if value is None:
                 out.append(0)
-                continue
-            if name in self._user_edges:
-                out.append(bucket_id(self._user_edges[name], value))
+            elif name in edges:
+                out.append(bucket_id(edges[name], value))
                 if not out[-1]:
-                    warnings.warn(f"user feature {name!r} is numeric; {value!r} is not a number, treated as unknown",
-                                  UserWarning, stacklevel=2)  # fmt: skip
-                continue
-            try:
+                    warnings.warn(f"{kind} feature {name!r} is numeric; {value!r} is not a number, treated as unknown",
+                                  UserWarning, stacklevel=3)  # fmt: skip
+            elif str(value) in vocab:
                 out.append(vocab.index(str(value)) + 1)
-            except ValueError:
-                warnings.warn(f"user feature {name!r}: value {value!r} was not seen in training; treated as unknown",
-                              UserWarning, stacklevel=2)  # fmt: skip
+            else:
+                warnings.warn(f"{kind} feature {name!r}: value {value!r} was not seen in training; treated as unknown",
+                              UserWarning, stacklevel=3)  # fmt: skip
                 out.append(0)
         return out
 
@@ -462,11 +489,12 @@ class ItemTokenizer:
                        "values": [self._item_values[name].get(self._pos_to_index(p), []) for p in range(len(self._ids))]}
                 for name, vocab in self._item_vocab.items()
             }  # fmt: skip
-        if self._user_vocab:
-            out["user_features"] = {name: {"vocabulary": vocab} for name, vocab in self._user_vocab.items()}
-        for kind, edges in (("item_features", self._item_edges), ("user_features", self._user_edges)):
+        for kind, vocabularies in self._value_vocab.items():
+            if vocabularies:
+                out[f"{kind}_features"] = {name: {"vocabulary": vocab} for name, vocab in vocabularies.items()}
+        for kind, edges in (("item", self._item_edges), *self._value_edges.items()):
             for name, e in edges.items():  # only for numeric features: other files stay as before
-                out[kind][name]["bucket_edges"] = list(e)
+                out[f"{kind}_features"][name]["bucket_edges"] = list(e)
         return out
 
     @classmethod
@@ -516,14 +544,15 @@ class ItemTokenizer:
                 if not isinstance(row, list) or not all(isinstance(v, int) and 1 <= v <= len(vocab) for v in row):
                     raise bad(f"item_features[{name!r}]['values'][{pos}] must be value ids in 1..{len(vocab)}, got {row!r}")
             item_features[name] = (vocab, values)
-        user_vocab = {}
-        for name, spec in (data.get("user_features") or {}).items():
-            vocab = (spec or {}).get("vocabulary")
-            if not isinstance(vocab, list) or not all(isinstance(v, str) for v in vocab):
-                raise bad(f"user_features[{name!r}]['vocabulary'] must be a list of strings")
-            user_vocab[name] = vocab
-        edges = {"item": {}, "user": {}}
-        for kind, vocabularies in (("item", {n: v for n, (v, _) in item_features.items()}), ("user", user_vocab)):
+        value_vocab = {"user": {}, "interaction": {}}
+        for kind, vocabularies in value_vocab.items():
+            for name, spec in (data.get(f"{kind}_features") or {}).items():
+                vocab = (spec or {}).get("vocabulary")
+                if not isinstance(vocab, list) or not all(isinstance(v, str) for v in vocab):
+                    raise bad(f"{kind}_features[{name!r}]['vocabulary'] must be a list of strings")
+                vocabularies[name] = vocab
+        edges = {"item": {}, "user": {}, "interaction": {}}
+        for kind, vocabularies in (("item", {n: v for n, (v, _) in item_features.items()}), *value_vocab.items()):
             for name, vocab in vocabularies.items():
                 found = data[f"{kind}_features"][name].get("bucket_edges")
                 if found is None:
@@ -535,8 +564,11 @@ class ItemTokenizer:
                     raise bad(f"{kind}_features[{name!r}]['vocabulary'] must be the buckets of its bucket_edges")
                 edges[kind][name] = found
         tok = cls(ids[:num_base], texts[:num_base] if texts is not None else None, metadata=metadata,
-                  user_feature_vocabularies={n: v for n, v in user_vocab.items() if n not in edges["user"]},
-                  user_bucket_edges=edges["user"])  # fmt: skip
+                  user_feature_vocabularies={n: v for n, v in value_vocab["user"].items() if n not in edges["user"]},
+                  user_bucket_edges=edges["user"],
+                  interaction_feature_vocabularies={n: v for n, v in value_vocab["interaction"].items()
+                                                    if n not in edges["interaction"]},
+                  interaction_bucket_edges=edges["interaction"])  # fmt: skip
         tok._item_edges = edges["item"]
         if len(ids) > num_base:
             tok.add_items(ids[num_base:], texts[num_base:] if texts is not None else None)

@@ -32,8 +32,11 @@ def cold_start_split(splits, tokenizer, fraction: float, seed: int = 0):
     count = max(1, int(round(fraction * len(items))))
     cold = set(random.Random(seed).sample(items, count))
 
-    def strip(row):
-        return {"item_ids": [i for i in row["item_ids"] if i not in cold]}
+    aligned = [c for c in ("timestamps", "interaction_features") if c in splits["test"].column_names]
+
+    def strip(row):  # the cold items out of a history, with what is aligned with it
+        warm = [i not in cold for i in row["item_ids"]]
+        return {c: [v for v, w in zip(row[c], warm) if w] for c in ("item_ids", *aligned)}
 
     train_splits = splits.map(strip)
     if "validation" in train_splits:
@@ -69,10 +72,10 @@ def add_cold_items(model, tokenizer, raw_ids: Sequence, texts: Sequence[str]) ->
 
 
 def truncate_histories(split, keep: int):
-    """`split` (validation / test) with each history cut to its `keep` most recent items (and their `timestamps`),
-    the target unchanged: every user becomes a cold user who has just arrived with `keep` interactions (and their
-    attributes, if the split has `user_features`)."""
+    """`split` (validation / test) with each history cut to its `keep` most recent items (and their `timestamps` and
+    `interaction_features`), the target unchanged: every user becomes a cold user who has just arrived with `keep`
+    interactions (and their attributes, if the split has `user_features`)."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
-    columns = [c for c in ("item_ids", "timestamps") if c in split.column_names]
+    columns = [c for c in ("item_ids", "timestamps", "interaction_features") if c in split.column_names]
     return split.map(lambda row: {c: row[c][-keep:] for c in columns})

@@ -93,6 +93,7 @@ class _Collator:
         times: list[np.ndarray] | None = None,
         target_times: np.ndarray | None = None,
         user_features: np.ndarray | None = None,
+        interaction_features: list[np.ndarray] | None = None,
     ):
         self.histories = histories
         self.targets = targets
@@ -101,6 +102,7 @@ class _Collator:
         self.times = times
         self.target_times = target_times
         self.user_features = user_features
+        self.interaction_features = interaction_features
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         hists = [self.histories[i] for i in indices]
@@ -129,6 +131,14 @@ class _Collator:
             batch["timestamps"] = timestamps
         if self.user_features is not None:
             batch["user_features"] = torch.from_numpy(self.user_features[indices])
+        if self.interaction_features is not None:  # [B, width, n], aligned with input_ids
+            n = self.interaction_features[indices[0]].shape[1]
+            values = torch.zeros(len(indices), width, n, dtype=torch.long)
+            for r, i in enumerate(indices):
+                f = self.interaction_features[i][-self.max_length :] if self.max_length else self.interaction_features[i]
+                if len(f):
+                    values[r, width - len(f) :] = torch.from_numpy(f)
+            batch["interaction_features"] = values
         if self.with_history:
             hwidth = max(1, max(len(h) for h in hists))
             history = torch.full((len(indices), hwidth), -1, dtype=torch.long)
@@ -225,6 +235,16 @@ class Evaluator:
             self.user_features = np.asarray(list(dataset_split["user_features"]), dtype=np.int64)
             if self.user_features.ndim != 2 or len(self.user_features) != len(self.histories):
                 raise ValueError("the user_features column must hold one equally long list of value ids per row")
+        self.interaction_features = None  # per history item, one value id per interaction feature
+        if _has_column(dataset_split, "interaction_features"):
+            rows = list(dataset_split["interaction_features"])
+            width = next((len(f[0]) for f in rows if len(f)), 0)
+            try:
+                self.interaction_features = [np.asarray(f, dtype=np.int64).reshape(len(h), width)
+                                             for f, h in zip(rows, self.histories, strict=True)]  # fmt: skip
+            except ValueError as err:
+                raise ValueError("the interaction_features column must hold, per row, one equally long list of value "
+                                 "ids per item of item_ids") from err  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -242,7 +262,7 @@ class Evaluator:
     def _dataloader(self, max_length: int | None) -> DataLoader:
         collate = _Collator(self.histories, self.targets, max_length, with_history=self.exclude_seen,
                             times=self.timestamps, target_times=self.target_timestamps,
-                            user_features=self.user_features)  # fmt: skip
+                            user_features=self.user_features, interaction_features=self.interaction_features)  # fmt: skip
         return DataLoader(
             _Rows(len(self.targets)),
             batch_size=self.batch_size,
@@ -310,10 +330,13 @@ class Evaluator:
         config = getattr(model, "config", None)
         use_time = bool(getattr(model, "reads_timestamps", getattr(config, "use_time_bias", False)))
         use_users = bool(getattr(model, "reads_user_features", False))
+        use_interactions = bool(getattr(model, "reads_interaction_features", False))
         if use_time and self.timestamps is None:
             logger.warning("the model reads timestamps but the split has none: it scores from the order only")
         if use_users and self.user_features is None:
             logger.warning("the model reads user features but the split has none: every user counts as unknown")
+        if use_interactions and self.interaction_features is None:
+            logger.warning("the model reads interaction features but the split has none: every one counts as unknown")
         dataloader = self._dataloader(max_length)
         if accelerator is not None:
             from accelerate.data_loader import prepare_data_loader
@@ -338,7 +361,8 @@ class Evaluator:
         bar = tqdm(dataloader, desc="Evaluating", disable=not (self.show_progress and is_main))
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            inputs = {key: batch[key] for key, wanted in (("timestamps", use_time), ("user_features", use_users))
+            inputs = {key: batch[key] for key, wanted in (("timestamps", use_time), ("user_features", use_users),
+                                                          ("interaction_features", use_interactions))
                       if wanted and key in batch}  # fmt: skip
             user_emb = model.get_user_embeddings(batch["input_ids"], batch["attention_mask"], **inputs)
             if user_emb.dtype in (torch.float16, torch.bfloat16):

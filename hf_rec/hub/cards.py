@@ -47,10 +47,15 @@ def side_information(model_config: dict[str, Any] | None) -> str:
         parts.append("item features " + ", ".join(f"{n} ({s['vocab_size'] - 1} values)" for n, s in
                                                   sorted(config["item_features"].items())) + scored)  # fmt: skip
     if config.get("user_features"):
+        token = " (as a user token before the history)" if config.get("user_features_fusion") == "prefix" else ""
         parts.append("user features " + ", ".join(f"{n} ({s['vocab_size'] - 1} values)" for n, s in
-                                                  sorted(config["user_features"].items())))  # fmt: skip
+                                                  sorted(config["user_features"].items())) + token)  # fmt: skip
     if config.get("context_features"):
         parts.append("context " + ", ".join(config["context_features"]) + " from each interaction's time (0 = unknown)")
+    if config.get("interaction_features"):
+        parts.append("interaction features " + ", ".join(f"{n} ({s['vocab_size'] - 1} values)" for n, s in
+                                                        sorted(config["interaction_features"].items()))
+                     + " of each history item")  # fmt: skip
     return "; ".join(parts)
 
 

@@ -401,9 +401,9 @@ def check_tokenizer_matches(model, tokenizer: ItemTokenizer, source: str = "the 
         )
     if mask is not None and mask != tokenizer.mask_token_id:
         raise ValueError(f"{source}: tokenizer mask_token_id {tokenizer.mask_token_id} != model mask_token_id {mask}")
-    users = getattr(model.config, "user_features", None)
-    if users and tokenizer.feature_config()["user_features"] != users:
-        raise ValueError(
-            f"{source}: the model reads user features {users} but item_tokenizer.json has "
-            f"{tokenizer.feature_config()['user_features']}: raw values could not be encoded for it"
-        )
+    for kind in ("user", "interaction"):
+        wanted = getattr(model.config, f"{kind}_features", None)
+        found = tokenizer.feature_config().get(f"{kind}_features")
+        if wanted and found != wanted:
+            raise ValueError(f"{source}: the model reads {kind} features {wanted} but item_tokenizer.json has {found}: "
+                             "raw values could not be encoded for it")  # fmt: skip

@@ -71,6 +71,10 @@ class SequentialRecommenderConfig(PreTrainedConfig):
             fills all positions gives up its oldest item for it), so a user without history is still encoded.
         context_features (`list[str]`, *optional*):
             Context read from the `timestamps` input: any of `"hour"`, `"weekday"`, `"gap"` (see `features.py`).
+        interaction_features (`dict`, *optional*):
+            Categorical features of each interaction of the history (the rating given, the device used),
+            `{name: {"vocab_size": V}}`, given as `interaction_features` `[batch, seq_len, n]` aligned with the
+            inputs (0 = unknown) and added to each item's input.
     """
 
     def __init__(
@@ -94,10 +98,11 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         user_features: dict | None = None,
         user_features_fusion: str = "add",
         context_features: list[str] | None = None,
+        interaction_features: dict | None = None,
         **kwargs,
     ):
         _check_int("vocab_size", vocab_size, minimum=2)
-        _check_features(item_features, user_features, context_features)
+        _check_features(item_features, user_features, context_features, interaction_features)
         _check_choice("user_features_fusion", user_features_fusion, USER_FEATURES_FUSION)
         _check_probability("item_id_dropout", item_id_dropout)
         if item_id_dropout and not item_features_in_scores:
@@ -144,6 +149,7 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         self.user_features = {k: dict(v) for k, v in user_features.items()} if user_features else None
         self.user_features_fusion = user_features_fusion
         self.context_features = list(context_features) if context_features else None
+        self.interaction_features = {k: dict(v) for k, v in interaction_features.items()} if interaction_features else None
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
     @property
@@ -162,9 +168,10 @@ def _check_int(name: str, value, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
-def _check_features(item_features, user_features, context_features) -> None:
+def _check_features(item_features, user_features, context_features, interaction_features) -> None:
     for field, specs, keys in (("item_features", item_features, ("vocab_size", "max_values")),
-                               ("user_features", user_features, ("vocab_size",))):  # fmt: skip
+                               ("user_features", user_features, ("vocab_size",)),
+                               ("interaction_features", interaction_features, ("vocab_size",))):  # fmt: skip
         if specs is None:
             continue
         if not isinstance(specs, dict):

@@ -17,6 +17,10 @@ Value ids come from the data's vocabularies (saved with the item tokenizer); id 
   summed and added at every position of the user's history (`config.user_features_fusion = "add"`), or form a user
   token (`"prefix"`): `with_user_slot` opens the position right before the oldest item (a padding input that is
   attended to), the only position that gets the user vector.
+* Interaction features (`config.interaction_features = {name: {"vocab_size": V}}`): one value per history item and
+  feature (the rating given to it, the device used), passed as `interaction_features` `[batch, seq_len, n]` aligned
+  with the inputs, columns in sorted order of the names; added to that item's input (not at padding, the user token
+  or a mask token: a hidden item's interaction is hidden with it).
 * Context features (`config.context_features`, a subset of `CONTEXT_FEATURES`): derived inside the model from the
   `timestamps` input (Unix seconds, `<= 0` = unknown), so serving needs no feature pipeline. A position's context is
   that of the interaction it predicts: with `[B, L + 1]` timestamps (causal models; the last column is the target's
@@ -39,9 +43,7 @@ _SECONDS_PER_DAY = 86400
 def build_feature_embeddings(config) -> FeatureEmbeddings | None:
     """A head's `features` module, or None when the config declares no feature (the model is then exactly the plain
     one: same weights, same outputs, so checkpoints saved before features existed load unchanged)."""
-    if getattr(config, "item_features", None) or getattr(config, "user_features", None) or getattr(
-        config, "context_features", None
-    ):
+    if any(getattr(config, f, None) for f in ("item_features", "user_features", "context_features", "interaction_features")):
         return FeatureEmbeddings(config, config.hidden_size)
     return None
 
@@ -96,8 +98,9 @@ class FeatureEmbeddings(nn.Module):
         self.item_names = list(config.item_features or {})
         self.user_names = sorted(config.user_features or {})  # the columns of `user_features` (config.json sorts keys)
         self.context_names = list(config.context_features or [])
+        self.interaction_names = sorted(getattr(config, "interaction_features", None) or {})
         self.user_token = getattr(config, "user_features_fusion", "add") == "prefix"
-        self.pad_token_id = config.pad_token_id
+        self.pad_token_id, self.mask_token_id = config.pad_token_id, config.mask_token_id
         self.item_tables = nn.ModuleDict(
             {name: nn.Embedding(spec["vocab_size"], dim, padding_idx=0) for name, spec in (config.item_features or {}).items()}
         )  # fmt: skip
@@ -110,6 +113,10 @@ class FeatureEmbeddings(nn.Module):
         self.context_tables = nn.ModuleDict(
             {name: nn.Embedding(_CONTEXT_VOCAB[name], dim, padding_idx=0) for name in self.context_names}
         )
+        self.interaction_tables = nn.ModuleDict(
+            {name: nn.Embedding(spec["vocab_size"], dim, padding_idx=0)
+             for name, spec in (getattr(config, "interaction_features", None) or {}).items()}
+        )  # fmt: skip
 
     # -- item features --------------------------------------------------------------------------------------------
     def item_feature_ids(self, name: str) -> torch.Tensor:
@@ -143,9 +150,10 @@ class FeatureEmbeddings(nn.Module):
         attention_mask: torch.Tensor,
         user_features: torch.Tensor | None = None,
         timestamps: torch.Tensor | None = None,
+        interaction_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """`[B, L]` inputs -> `[B, L, dim]` vectors to add to the item inputs (0 at padding). Without `user_features`
-        or `timestamps`, those features count as unknown (their vectors are zero)."""
+        """`[B, L]` inputs -> `[B, L, dim]` vectors to add to the item inputs (0 at padding). Without `user_features`,
+        `timestamps` or `interaction_features`, those features count as unknown (their vectors are zero)."""
         batch, seq_len = input_ids.shape
         out = self.item_vectors(input_ids)
         if out is None:
@@ -171,6 +179,22 @@ class FeatureEmbeddings(nn.Module):
         if self.context_names and timestamps is not None:
             ids = context_feature_ids(timestamps.to(input_ids.device), seq_len)
             out = out + sum(self.context_tables[name](ids[name]) for name in self.context_names)
+        if self.interaction_names and interaction_features is not None:
+            expected = (batch, seq_len, len(self.interaction_names))
+            if interaction_features.shape != expected:
+                raise ValueError(
+                    f"interaction_features must have shape {expected} (one value id per input position and feature: "
+                    f"{', '.join(self.interaction_names)}), got {tuple(interaction_features.shape)}"
+                )
+            interaction_features = interaction_features.to(input_ids.device).long()
+            if not (self.training or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+                for i, name in enumerate(self.interaction_names):
+                    _check_value_ids(interaction_features[..., i], self.interaction_tables[name].num_embeddings,
+                                     f"interaction_features column {i} ({name!r})")  # fmt: skip
+            items = (input_ids != self.pad_token_id) & (input_ids != self.mask_token_id)
+            vectors = sum(self.interaction_tables[name](interaction_features[..., i])
+                          for i, name in enumerate(self.interaction_names))  # fmt: skip
+            out = out + vectors * items[..., None].to(vectors.dtype)
         return out * attention_mask[..., None].to(out.dtype)
 
 

@@ -115,7 +115,12 @@ class BERT4RecForSequentialRecommendation(SequentialRecommenderMixin, BERT4RecPr
 
     def _prediction_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
         """The next item is read at the mask token appended after each history."""
-        return self._hidden_states(*self.append_mask_token(input_ids, attention_mask), **inputs)
+        input_ids, attention_mask = self.append_mask_token(input_ids, attention_mask)
+        features = inputs.get("interaction_features")
+        if features is not None:  # aligned with the history: the same columns kept, none for the mask token
+            features = features[:, -(input_ids.shape[1] - 1) :]
+            inputs["interaction_features"] = torch.cat([features, torch.zeros_like(features[:, :1])], dim=1)
+        return self._hidden_states(input_ids, attention_mask, **inputs)
 
     def forward(
         self,

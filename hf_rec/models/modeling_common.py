@@ -158,17 +158,23 @@ class SequentialRecommenderMixin:
         """Whether this model takes `user_features` (`config.user_features`)."""
         return bool(getattr(self.config, "user_features", None))
 
+    @property
+    def reads_interaction_features(self) -> bool:
+        """Whether this model takes `interaction_features` (`config.interaction_features`)."""
+        return bool(getattr(self.config, "interaction_features", None))
+
     def _encoder_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs: dict) -> dict:
         """The encoder's keyword inputs: `user_features` (and `timestamps`, unless the encoder has a time bias) are
         read here by the feature module, whose `feature_embeddings` the encoder adds to its item inputs."""
         inputs = dict(inputs)
         user_features = inputs.pop("user_features", None)
+        interaction_features = inputs.pop("interaction_features", None)
         timestamps = inputs.get("timestamps")
         if not getattr(self.config, "use_time_bias", False):
             inputs.pop("timestamps", None)
         features = self._feature_module()
         if features is not None:
-            inputs["feature_embeddings"] = features(input_ids, attention_mask, user_features, timestamps)
+            inputs["feature_embeddings"] = features(input_ids, attention_mask, user_features, timestamps, interaction_features)
         return inputs
 
     def _feature_module(self) -> FeatureEmbeddings | None:
@@ -209,7 +215,8 @@ class SequentialRecommenderMixin:
                 score against, before the score-space map. Defaults to the model's own; the text model passes the
                 table it encoded for this batch.
             inputs: Further inputs: `timestamps` (HSTU's time bias, `config.context_features`), `user_features`
-                (`config.user_features`), and the family encoder's own (NARM's `last_position_only`).
+                (`config.user_features`), `interaction_features` (`config.interaction_features`), and the family
+                encoder's own (NARM's `last_position_only`).
 
         Returns:
             [`SequentialRecommenderOutput`]: `loss` with labels; otherwise `logits` `(batch_size, vocab_size)` for
@@ -349,6 +356,32 @@ class SequentialRecommenderMixin:
             out[row, length - len(times) :] = torch.tensor(times)
         return out
 
+    def interaction_features_to_inputs(
+        self, interaction_features: Sequence[Sequence[Sequence[int]]], histories: Sequence[Sequence[int]]
+    ) -> torch.Tensor:
+        """Per history, one row of value ids per item (`config.interaction_features` names in sorted order; 0 =
+        unknown) -> the left-padded `[B, L, n]` `interaction_features` input that matches `histories_to_inputs`."""
+        if len(interaction_features) != len(histories):
+            raise ValueError(f"got {len(interaction_features)} interaction feature lists for {len(histories)} histories")
+        width = len(self.config.interaction_features)
+        max_length = self.max_history_length()
+        rows = []
+        for row, (values, history) in enumerate(zip(interaction_features, histories)):
+            if len(values) != len(history):
+                raise ValueError(f"interaction_features {row} has {len(values)} rows for a history of {len(history)} "
+                                 "items: give one per item")  # fmt: skip
+            ids = [[_integer(v, f"interaction_features {row}", "an integer value id") for v in item] for item in values]
+            if any(len(item) != width for item in ids):
+                raise ValueError(f"interaction_features {row}: each item needs {width} value ids "
+                                 f"({', '.join(sorted(self.config.interaction_features))})")  # fmt: skip
+            rows.append(ids[-min(len(history), max_length) :])
+        length = max(len(r) for r in rows)
+        out = torch.zeros((len(rows), length, width), dtype=torch.long)
+        for row, ids in enumerate(rows):
+            if ids:
+                out[row, length - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        return out
+
     @torch.no_grad()
     def recommend(
         self,
@@ -360,6 +393,7 @@ class SequentialRecommenderMixin:
         timestamps: Sequence[Sequence[int]] | None = None,
         exclude: Sequence[Sequence[int]] | None = None,
         user_features: Sequence[Sequence[int]] | None = None,
+        interaction_features: Sequence[Sequence[Sequence[int]]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k next items for each history.
 
@@ -375,6 +409,8 @@ class SequentialRecommenderMixin:
                 out of stock); with `exclude_seen` the history's items are excluded as well.
             user_features (list of lists of `int`, *optional*): Per history, the user's feature value ids (one per
                 `config.user_features` name, in sorted order; 0 = unknown). Read by models with user features.
+            interaction_features (list of lists of lists of `int`, *optional*): Per history, one row of value ids per
+                item (`interaction_features_to_inputs`). Read by models with interaction features.
 
         Returns:
             `(indices, scores)` of shape `(len(histories), k)`, best first; padding and the mask token never
@@ -402,6 +438,11 @@ class SequentialRecommenderMixin:
             # every batch's times built (and every row checked) before any scoring
             times = [self.timestamps_to_inputs(timestamps[s : s + batch_size], histories[s : s + batch_size])
                      for s in range(0, len(histories), batch_size)]  # fmt: skip
+        interactions = None
+        if interaction_features is not None and self.reads_interaction_features:
+            interactions = [self.interaction_features_to_inputs(interaction_features[s : s + batch_size],
+                                                                histories[s : s + batch_size])
+                            for s in range(0, len(histories), batch_size)]  # fmt: skip
         was_training = self.training
         self.eval()
         device = self.get_item_embeddings().device
@@ -414,6 +455,8 @@ class SequentialRecommenderMixin:
                 inputs = {} if times is None else {"timestamps": times[start // batch_size].to(device)}
                 if users is not None:
                     inputs["user_features"] = users[start : start + batch_size].to(device)
+                if interactions is not None:
+                    inputs["interaction_features"] = interactions[start // batch_size].to(device)
                 user_embeddings = self.get_user_embeddings(input_ids.to(device), attention_mask.to(device), **inputs)
                 indices, scores = topk_items(
                     user_embeddings,

@@ -47,7 +47,8 @@ class NextItemRecommendationPipeline(Pipeline):
         every history or for none); `"exclude"`: raw ids never to return (unknown ones are ignored); and
         `"user_features"`: `{feature name: raw value}` for models with user features (a new user's age group,
         gender, ...; a feature left out or a value never seen in training counts as unknown, the latter with a
-        warning).
+        warning); `"interaction_features"`: one `{feature name: raw value}` per history item (the rating given, ...)
+        for models with interaction features, unknown likewise.
     """
 
     _load_tokenizer = False  # no text tokenizer: the ItemTokenizer is loaded below
@@ -112,7 +113,7 @@ class NextItemRecommendationPipeline(Pipeline):
         if any(given) and not all(given):
             raise ValueError(f"history {given.index(False)} has no 'timestamps' but others do: give them for every "
                              "history of a batch or for none")  # fmt: skip
-        histories, timestamps, exclude, users = [], [], [], []
+        histories, timestamps, exclude, users, interactions = [], [], [], [], []
         for row, entry in enumerate(entries):
             history, times = entry["history"], entry["timestamps"]
             where = "" if len(entries) == 1 else f"history {row}: "
@@ -127,21 +128,29 @@ class NextItemRecommendationPipeline(Pipeline):
                 what = "is empty" if not history else "has no item the model knows (all were unknown and dropped)"
                 raise ValueError(f"history {row} {what}: a recommendation needs at least one known item")
             histories.append(indices)
+            known = [raw in self.item_tokenizer for raw in history]
             if times is not None:  # the times of the items kept, then the request time if given
-                known = [raw in self.item_tokenizer for raw in history]
                 timestamps.append([t for t, keep in zip(times, known) if keep] + list(times[len(history) :]))
+            values = entry["interaction_features"]
+            if values is not None and len(values) != len(history):
+                raise ValueError(f"{where}'interaction_features' has {len(values)} entries for {len(history)} items "
+                                 "(give one mapping per item)")  # fmt: skip
             exclude.append(self.item_tokenizer.encode(entry["exclude"], unknown="ignore"))
             try:
                 users.append(self.item_tokenizer.encode_user_features(entry["user_features"] or {}))
+                kept = [v for v, keep in zip(values or [{}] * len(history), known) if keep]
+                interactions.append(self.item_tokenizer.encode_interaction_features(kept))
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{where}{err}") from None
         return {"histories": histories, "timestamps": timestamps if any(given) else None, "exclude": exclude,
-                "user_features": users if self.item_tokenizer.user_feature_names else None}  # fmt: skip
+                "user_features": users if self.item_tokenizer.user_feature_names else None,
+                "interaction_features": interactions if self.item_tokenizer.interaction_feature_names else None}  # fmt: skip
 
     def _forward(self, model_inputs: dict, top_k: int = 10, exclude_seen: bool = True) -> dict:
         indices, scores = self.model.recommend(model_inputs["histories"], k=top_k, exclude_seen=exclude_seen,
                                                timestamps=model_inputs["timestamps"], exclude=model_inputs["exclude"],
-                                               user_features=model_inputs["user_features"])  # fmt: skip
+                                               user_features=model_inputs["user_features"],
+                                               interaction_features=model_inputs["interaction_features"])  # fmt: skip
         return {"indices": indices, "scores": scores}
 
     def postprocess(self, model_outputs: dict) -> list[list[dict[str, Any]]]:
@@ -162,7 +171,8 @@ class NextItemRecommendationPipeline(Pipeline):
 
 
 def _normalise_inputs(inputs: Any) -> tuple[list[dict[str, Any]], bool]:
-    """-> (one `{"history", "timestamps", "exclude"}` entry per history, whether the input was a single history)."""
+    """-> (one `{"history", "timestamps", "exclude", "user_features", "interaction_features"}` entry per history,
+    whether the input was a single history)."""
     if isinstance(inputs, Mapping):
         return [_entry(inputs, 0)], True
     if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
@@ -177,7 +187,8 @@ def _normalise_inputs(inputs: Any) -> tuple[list[dict[str, Any]], bool]:
         if isinstance(item, Mapping):
             entries.append(_entry(item, row))
         elif isinstance(item, Sequence) and not isinstance(item, (str, bytes)):
-            entries.append({"history": list(item), "timestamps": None, "exclude": [], "user_features": None})
+            entries.append({"history": list(item), "timestamps": None, "exclude": [], "user_features": None,
+                            "interaction_features": None})
         else:
             raise TypeError(
                 f"batch entry {row} is {type(item).__name__} ({item!r}): a flat list of ids is read as a batch of "
@@ -189,10 +200,10 @@ def _normalise_inputs(inputs: Any) -> tuple[list[dict[str, Any]], bool]:
 def _entry(entry: Mapping, row: int) -> dict[str, Any]:
     if "history" not in entry:
         raise ValueError(f"input {row} has no 'history' key (keys: {sorted(entry)})")
-    unknown_keys = set(entry) - {"history", "timestamps", "exclude", "user_features"}
+    unknown_keys = set(entry) - {"history", "timestamps", "exclude", "user_features", "interaction_features"}
     if unknown_keys:
         raise ValueError(f"input {row} has unknown keys {sorted(unknown_keys)} (allowed: history, timestamps, exclude, "
-                         "user_features)")  # fmt: skip
+                         "user_features, interaction_features)")  # fmt: skip
     values = {"history": entry["history"], "timestamps": entry.get("timestamps"), "exclude": entry.get("exclude", [])}
     for key, value in values.items():
         if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
@@ -200,5 +211,10 @@ def _entry(entry: Mapping, row: int) -> dict[str, Any]:
     user_features = entry.get("user_features")
     if user_features is not None and not isinstance(user_features, Mapping):
         raise TypeError(f"input {row}: 'user_features' must be a mapping name -> value, got {type(user_features).__name__}")
+    interactions = entry.get("interaction_features")
+    if interactions is not None and (isinstance(interactions, (str, bytes, Mapping)) or not isinstance(interactions, Sequence)
+                                     or not all(isinstance(v, Mapping) for v in interactions)):  # fmt: skip
+        raise TypeError(f"input {row}: 'interaction_features' must be a list with one mapping name -> value per item")
     return {**{key: None if value is None else list(value) for key, value in values.items()},
-            "user_features": None if user_features is None else dict(user_features)}  # fmt: skip
+            "user_features": None if user_features is None else dict(user_features),
+            "interaction_features": None if interactions is None else [dict(v) for v in interactions]}  # fmt: skip

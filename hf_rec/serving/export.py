@@ -3,7 +3,7 @@
 The export folder holds what a serving stack without PyTorch needs:
 
     user_encoder.onnx             (input_ids [B, L], attention_mask [B, L][, timestamps [B, L + 1]]
-                                   [, user_features [B, F]]) -> [B, H]
+                                   [, user_features [B, F]][, interaction_features [B, L, N]]) -> [B, H]
     item_embeddings.safetensors   "item_embeddings" [V, H]: score = user . item (rows of special ids included)
     export_config.json            special ids, pad id, the longest history read, input names, the check's numbers
 
@@ -46,10 +46,13 @@ class UserEncoder(nn.Module):
         attention_mask: torch.Tensor,
         timestamps: torch.Tensor | None = None,
         user_features: torch.Tensor | None = None,
+        interaction_features: torch.Tensor | None = None,
     ):
         inputs = {"timestamps": timestamps} if self.model.reads_timestamps else {}
         if self.model.reads_user_features:
             inputs["user_features"] = user_features
+        if self.model.reads_interaction_features:
+            inputs["interaction_features"] = interaction_features
         return self.model.get_user_embeddings(input_ids, attention_mask, **inputs)
 
 
@@ -85,13 +88,24 @@ def _sample_user_features(model, count: int, seed: int) -> torch.Tensor | None:
                         for name in sorted(specs)], dim=1)  # fmt: skip
 
 
-def _inputs(model, histories, timestamps, user_features=None) -> dict[str, torch.Tensor]:
+def _sample_interaction_features(model, histories: list[list[int]], seed: int) -> list[list[list[int]]] | None:
+    """Random value ids (0 = unknown included) per history item for each interaction feature the model reads."""
+    specs = getattr(model.config, "interaction_features", None)
+    if not specs:
+        return None
+    rng = random.Random(seed)
+    return [[[rng.randrange(specs[name]["vocab_size"]) for name in sorted(specs)] for _ in history] for history in histories]
+
+
+def _inputs(model, histories, timestamps, user_features=None, interaction_features=None) -> dict[str, torch.Tensor]:
     input_ids, attention_mask = model.histories_to_inputs(histories)
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
     if timestamps is not None:
         inputs["timestamps"] = model.timestamps_to_inputs(timestamps, histories)
     if user_features is not None:
         inputs["user_features"] = user_features
+    if interaction_features is not None:
+        inputs["interaction_features"] = model.interaction_features_to_inputs(interaction_features, histories)
     return inputs
 
 
@@ -110,7 +124,8 @@ def export_onnx(model, output_dir: str | Path, check_users: int = 256, k: int = 
     example_histories = [history[: max(1, min(longest - 1, 2 + row))]
                          for row, history in enumerate(_sample_histories(model, 3, seed))]  # fmt: skip
     example_times = _sample_timestamps(example_histories, seed) if reads_timestamps else None
-    example = _inputs(model, example_histories, example_times, _sample_user_features(model, 3, seed))
+    example = _inputs(model, example_histories, example_times, _sample_user_features(model, 3, seed),
+                      _sample_interaction_features(model, example_histories, seed))  # fmt: skip
     batch = torch.export.Dim("batch")
     length = torch.export.Dim("length", min=1, max=model.max_history_length())
     dynamic_shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
@@ -121,7 +136,10 @@ def export_onnx(model, output_dir: str | Path, check_users: int = 256, k: int = 
         example["timestamps"] = None
     dynamic_shapes["user_features"] = {0: batch} if reads_user_features else None
     example.setdefault("user_features", None)
-    names = [name for name in ("input_ids", "attention_mask", "timestamps", "user_features") if example.get(name) is not None]
+    dynamic_shapes["interaction_features"] = {0: batch, 1: length} if model.reads_interaction_features else None
+    example.setdefault("interaction_features", None)
+    names = [name for name in ("input_ids", "attention_mask", "timestamps", "user_features", "interaction_features")
+             if example.get(name) is not None]  # fmt: skip
     onnx_file = str(output_dir / ONNX_FILE)
     with torch.no_grad():
         if any(isinstance(module, nn.GRU) for module in model.modules()):
@@ -170,12 +188,14 @@ def check_onnx_export(model, output_dir: str | Path, num_users: int = 256, k: in
     histories = _sample_histories(model, num_users, seed)
     timestamps = _sample_timestamps(histories, seed) if "timestamps" in names else None
     users = _sample_user_features(model, num_users, seed) if "user_features" in names else None
+    interactions = _sample_interaction_features(model, histories, seed) if "interaction_features" in names else None
     items = model.get_item_embeddings().detach().float()
     max_diff, same_topk = 0.0, 0
     for start in range(0, num_users, 64):
         chunk = histories[start : start + 64]
         inputs = _inputs(model, chunk, None if timestamps is None else timestamps[start : start + 64],
-                         None if users is None else users[start : start + 64])
+                         None if users is None else users[start : start + 64],
+                         None if interactions is None else interactions[start : start + 64])  # fmt: skip
         users_onnx = session.run(None, {name: inputs[name].numpy() for name in names})[0]
         with torch.no_grad():
             users_torch = model.get_user_embeddings(**inputs).float()

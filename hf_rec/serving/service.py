@@ -4,7 +4,7 @@
                                  "user_features": {"age": "25", "gender": "F"}}], "k": 10}
                      -> {"recommendations": [[{"item_id": "2858", "score": 9.1, "text": "..."}, ...]]}
     GET  /health     -> {"status": "ok", "model_type": "sasrec", "num_items": 3706, "reads_timestamps": false,
-                         "user_features": []}
+                         "user_features": [], "interaction_features": []}
     GET  /docs, /openapi.json   the schema (FastAPI)
 
 Raw item ids in and out (the model folder's `item_tokenizer.json` maps them). Every bad request gets a 4xx whose body
@@ -42,6 +42,10 @@ class UserRequest(BaseModel):
         "features (GET /health lists them; a numeric one takes a number); a value never seen in training counts as "
         "unknown."  # fmt: skip
     )
+    interaction_features: list[dict[str, str | int | float]] | None = Field(
+        None, description="One mapping per history item, e.g. [{\"rating\": \"5\"}, ...], for models with interaction "
+        "features (GET /health lists them); unknown values likewise count as unknown."  # fmt: skip
+    )
 
 
 class RecommendRequest(BaseModel):
@@ -71,6 +75,8 @@ class Health(BaseModel):
     num_items: int
     reads_timestamps: bool
     user_features: list[str] = Field(default_factory=list, description="Names of the user features the model reads.")
+    interaction_features: list[str] = Field(default_factory=list,
+                                            description="Names of the interaction features the model reads.")  # fmt: skip
 
 
 class RequestBatcher:
@@ -185,7 +191,8 @@ def create_app(
     @app.get("/health", response_model=Health)
     def health() -> Health:
         return Health(status="ok", model_type=model.config.model_type, num_items=tokenizer.num_items,
-                      reads_timestamps=reads_timestamps, user_features=tokenizer.user_feature_names)  # fmt: skip
+                      reads_timestamps=reads_timestamps, user_features=tokenizer.user_feature_names,
+                      interaction_features=tokenizer.interaction_feature_names)  # fmt: skip
 
     @app.post("/recommend", response_model=RecommendResponse)
     def recommend(request: RecommendRequest) -> RecommendResponse:
@@ -194,7 +201,8 @@ def create_app(
         if request.k > max_k:
             raise HTTPException(422, f"k={request.k} is over the limit of {max_k}")
         users = [{"history": [str(raw) for raw in user.history], "timestamps": user.timestamps,
-                  "exclude": [str(raw) for raw in user.exclude], "user_features": user.user_features}
+                  "exclude": [str(raw) for raw in user.exclude], "user_features": user.user_features,
+                  "interaction_features": user.interaction_features}
                  for user in request.users]  # fmt: skip
         try:
             rows = batcher(users, (request.k, request.exclude_seen, request.unknown_items))

@@ -81,6 +81,8 @@ class DataArgs:
     model as inputs (`hf_rec/models/features.py`; the model's `item_features` / `user_features` fields come from the
     tokenizer). For an interaction file, `item_feature_columns` / `user_feature_columns` name its feature columns;
     `numeric_feature_buckets` (`{column: B}`) makes some of them numeric, split into `B` quantile buckets.
+    `interaction_features` gives each history item's interaction features to the model (ML-1M / ML-100K: the rating
+    given; a file: its `interaction_feature_columns`).
     """
 
     name: str = "ml-100k"
@@ -97,12 +99,14 @@ class DataArgs:
     item_feature_columns: list[str] | None = None
     user_feature_columns: list[str] | None = None
     numeric_feature_buckets: dict[str, int] | None = None
+    interaction_features: bool = False
+    interaction_feature_columns: list[str] | None = None
 
     def __post_init__(self):
         check_fields(self, "data")
         if not self.name:
             raise ValueError("data.name must name a dataset or a file")
-        for key in ("item_feature_columns", "user_feature_columns"):
+        for key in ("item_feature_columns", "user_feature_columns", "interaction_feature_columns"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, list) or not all(isinstance(c, str) and c for c in value)):
                 raise ValueError(f"data.{key} must be a list of column names, e.g. [genre, brand], got {value!r}")
@@ -112,10 +116,12 @@ class DataArgs:
         )):  # fmt: skip
             raise ValueError(f"data.numeric_feature_buckets must map column names to a number of buckets >= 2, e.g. "
                              f"{{price: 10}}, got {numeric!r}")  # fmt: skip
-        stray = sorted(set(numeric or {}) - {*(self.item_feature_columns or []), *(self.user_feature_columns or [])})
+        columns = {*(self.item_feature_columns or []), *(self.user_feature_columns or []),
+                   *(self.interaction_feature_columns or [])}  # fmt: skip
+        stray = sorted(set(numeric or {}) - columns)
         if stray:
             raise ValueError(f"data.numeric_feature_buckets names {stray}, which are not in data.item_feature_columns / "
-                             "data.user_feature_columns")
+                             "data.user_feature_columns / data.interaction_feature_columns")
         if not isinstance(self.timestamps, bool) and self.timestamps != "partial":
             raise ValueError(
                 f"data.timestamps must be true or false, or partial (times where the files have them), got {self.timestamps!r}"
@@ -138,7 +144,7 @@ class DataArgs:
             if v is not None
         }
         for key in ("timestamps", "item_features", "user_features", "item_feature_columns", "user_feature_columns",
-                    "numeric_feature_buckets"):  # fmt: skip
+                    "numeric_feature_buckets", "interaction_features", "interaction_feature_columns"):  # fmt: skip
             if getattr(self, key):  # only when on: the run fingerprint of other runs stays that of earlier versions
                 options[key] = getattr(self, key)
         return options
@@ -273,7 +279,8 @@ class RunConfig:
             raise ValueError(
                 f"unknown model keys for family {family!r}: {unknown}; allowed: {sorted(allowed)}"
             )
-        derived = sorted({"vocab_size", "pad_token_id", "mask_token_id", "item_features", "user_features"} & set(self.model))
+        derived = sorted({"vocab_size", "pad_token_id", "mask_token_id", "item_features", "user_features",
+                          "interaction_features"} & set(self.model))  # fmt: skip
         if derived:
             raise ValueError(f"model keys {derived} come from the dataset's ItemTokenizer; remove them from the config")
         for key, annotation in config_annotations(FAMILIES[family][0]).items():
@@ -303,7 +310,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self.data)
         for key in ("timestamps", "item_features", "user_features", "item_feature_columns", "user_feature_columns",
-                    "numeric_feature_buckets"):  # fmt: skip
+                    "numeric_feature_buckets", "interaction_features", "interaction_feature_columns"):  # fmt: skip
             if not data[key]:  # left out when off: records of earlier runs (studies' run records) still match
                 del data[key]
         return {

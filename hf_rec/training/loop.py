@@ -124,9 +124,10 @@ def make_train_loader(run: RunConfig, model, tokenizer: ItemTokenizer, train_spl
         seed=tc.seed + process_index,
     )
     generator = torch.Generator()
-    # Only models that read times (a time bias, context) or user features get them in their batches.
+    # Only models that read times (a time bias, context), user or interaction features get them in their batches.
     columns = ["item_ids"]
-    for column, wanted in (("timestamps", model.reads_timestamps), ("user_features", model.reads_user_features)):
+    for column, wanted in (("timestamps", model.reads_timestamps), ("user_features", model.reads_user_features),
+                           ("interaction_features", model.reads_interaction_features)):  # fmt: skip
         if wanted:
             if column not in train_split.column_names:
                 raise ValueError(f"the model reads {column} but the training split has no {column} (data.{column})")
