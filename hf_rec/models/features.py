@@ -43,7 +43,8 @@ _SECONDS_PER_DAY = 86400
 def build_feature_embeddings(config) -> FeatureEmbeddings | None:
     """A head's `features` module, or None when the config declares no feature (the model is then exactly the plain
     one: same weights, same outputs, so checkpoints saved before features existed load unchanged)."""
-    if any(getattr(config, f, None) for f in ("item_features", "user_features", "context_features", "interaction_features")):
+    kinds = ("item_features", "user_features", "context_features", "interaction_features")
+    if any(getattr(config, kind, None) for kind in kinds):
         return FeatureEmbeddings(config, config.hidden_size)
     return None
 
@@ -160,19 +161,7 @@ class FeatureEmbeddings(nn.Module):
             dtype = next(self.parameters()).dtype
             out = torch.zeros(batch, seq_len, self.dim, device=input_ids.device, dtype=dtype)
         if self.user_names and user_features is not None:
-            if user_features.shape != (batch, len(self.user_names)):
-                raise ValueError(
-                    f"user_features must have shape ({batch}, {len(self.user_names)}) (one value id per user and "
-                    f"feature: {', '.join(self.user_names)}), got {tuple(user_features.shape)}"
-                )
-            user_features = user_features.to(input_ids.device).long()
-            # Checked where ids come from a caller (evaluation, recommend): training batches come from the tokenizer's
-            # vocabularies, and the check reads values back (a device sync per step); values are data, not in export.
-            if not (self.training or torch.jit.is_tracing() or torch.compiler.is_compiling()):
-                for i, name in enumerate(self.user_names):
-                    _check_value_ids(user_features[:, i], self.user_tables[name].num_embeddings,
-                                     f"user_features column {i} ({name!r})")  # fmt: skip
-            users = sum(self.user_tables[name](user_features[:, i]) for i, name in enumerate(self.user_names))[:, None, :]
+            users = self._value_vectors("user", user_features, (batch, len(self.user_names)), input_ids.device)[:, None]
             if self.user_token:  # only at the user's own position (`with_user_slot`): attended padding
                 users = users * ((input_ids == self.pad_token_id) & attention_mask.bool())[..., None].to(users.dtype)
             out = out + users
@@ -180,22 +169,29 @@ class FeatureEmbeddings(nn.Module):
             ids = context_feature_ids(timestamps.to(input_ids.device), seq_len)
             out = out + sum(self.context_tables[name](ids[name]) for name in self.context_names)
         if self.interaction_names and interaction_features is not None:
-            expected = (batch, seq_len, len(self.interaction_names))
-            if interaction_features.shape != expected:
-                raise ValueError(
-                    f"interaction_features must have shape {expected} (one value id per input position and feature: "
-                    f"{', '.join(self.interaction_names)}), got {tuple(interaction_features.shape)}"
-                )
-            interaction_features = interaction_features.to(input_ids.device).long()
-            if not (self.training or torch.jit.is_tracing() or torch.compiler.is_compiling()):
-                for i, name in enumerate(self.interaction_names):
-                    _check_value_ids(interaction_features[..., i], self.interaction_tables[name].num_embeddings,
-                                     f"interaction_features column {i} ({name!r})")  # fmt: skip
+            shape = (batch, seq_len, len(self.interaction_names))
+            vectors = self._value_vectors("interaction", interaction_features, shape, input_ids.device)
             items = (input_ids != self.pad_token_id) & (input_ids != self.mask_token_id)
-            vectors = sum(self.interaction_tables[name](interaction_features[..., i])
-                          for i, name in enumerate(self.interaction_names))  # fmt: skip
             out = out + vectors * items[..., None].to(vectors.dtype)
         return out * attention_mask[..., None].to(out.dtype)
+
+    def _value_vectors(self, kind: str, ids: torch.Tensor, shape: tuple, device: torch.device) -> torch.Tensor:
+        """`ids` `[..., n]`, one value id per `kind` ("user" / "interaction") feature -> the sum of their vectors."""
+        if kind == "user":
+            names, tables = self.user_names, self.user_tables
+        else:
+            names, tables = self.interaction_names, self.interaction_tables
+        if ids.shape != shape:
+            unit = "user" if kind == "user" else "input position"
+            raise ValueError(f"{kind}_features must have shape {shape} (one value id per {unit} and feature: "
+                             f"{', '.join(names)}), got {tuple(ids.shape)}")  # fmt: skip
+        ids = ids.to(device).long()
+        # Checked where ids come from a caller (evaluation, recommend): training batches come from the tokenizer's
+        # vocabularies, and the check reads values back (a device sync per step); values are data, not in export.
+        if not (self.training or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            for i, name in enumerate(names):
+                _check_value_ids(ids[..., i], tables[name].num_embeddings, f"{kind}_features column {i} ({name!r})")
+        return sum(tables[name](ids[..., i]) for i, name in enumerate(names))
 
 
 def _check_value_ids(ids: torch.Tensor, size: int, what: str) -> None:
