@@ -29,7 +29,10 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 
-__all__ = ["ItemTokenizer", "TOKENIZER_FILE_NAME", "TOKENIZER_FORMAT_VERSION", "bucket_id", "bucket_labels", "quantile_bucket_edges"]
+__all__ = [
+    "ItemTokenizer", "TOKENIZER_FILE_NAME", "TOKENIZER_FORMAT_VERSION", "bucket_id", "bucket_labels",
+    "quantile_bucket_edges",
+]  # fmt: skip
 
 TOKENIZER_FILE_NAME = "item_tokenizer.json"
 TOKENIZER_FORMAT = "hf_rec.ItemTokenizer"
