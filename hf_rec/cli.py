@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--k", type=int, default=10, help="number of items (default: 10)")
     rec.add_argument("--include-seen", action="store_true", help="allow items of the history in the output")
     rec.add_argument("--ignore-unknown", action="store_true", help="drop unknown raw ids instead of failing")
+    rec.add_argument("--user-feature", action="append", default=[], metavar="NAME=VALUE",
+                     help="an attribute of the user, for models with user features (repeat for several: "
+                          "--user-feature age=25 --user-feature gender=F)")  # fmt: skip
     rec.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -203,14 +206,24 @@ def _model_dataset(args, tokenizer):
 def _recommend(args) -> int:
     from .hub.push import load_recommender
 
-    model, tokenizer = load_recommender(args.model, revision=args.revision)
     raw = [x.strip() for x in args.history.split(",") if x.strip()]
     if not raw:
         raise SystemExit("hf-rec recommend: --history is empty; give comma-separated raw item ids")
+    bad = [pair for pair in args.user_feature if "=" not in pair]
+    if bad:
+        raise SystemExit(f"hf-rec recommend: --user-feature {bad[0]!r} is not NAME=VALUE (e.g. age=25)")
+    attributes = dict(pair.split("=", 1) for pair in args.user_feature)
+    model, tokenizer = load_recommender(args.model, revision=args.revision)
+    if attributes and not tokenizer.user_feature_names:
+        raise SystemExit(f"hf-rec recommend: {args.model} reads no user features (--user-feature {args.user_feature[0]})")
+    try:
+        users = [tokenizer.encode_user_features(attributes)] if tokenizer.user_feature_names else None
+    except ValueError as err:
+        raise SystemExit(f"hf-rec recommend: {err}") from None
     history = tokenizer.encode(raw, unknown="ignore" if args.ignore_unknown else "error")
     if not history:
         raise SystemExit(f"hf-rec recommend: none of the history items {raw} is known to the model")
-    indices, scores = model.recommend([history], k=args.k, exclude_seen=not args.include_seen)
+    indices, scores = model.recommend([history], k=args.k, exclude_seen=not args.include_seen, user_features=users)
     rows = [
         {"rank": rank, "item_id": tokenizer.convert_index_to_id(i), "score": float(s),
          **({"text": tokenizer.text(i)} if tokenizer.has_texts and tokenizer.text(i) is not None else {})}

@@ -444,6 +444,22 @@ def test_pipeline_and_rest_service_take_user_and_interaction_features(tmp_path):
     assert [r["item_id"] for r in response.json()["recommendations"][0]] == tok.decode(want_rated[0])
 
 
+def test_cli_recommend_takes_user_features(tmp_path, capsys):
+    from hf_rec.cli import main
+
+    model, tok = featured_folder(tmp_path)
+    history = ["i3", "i7", "i1", "i9"]
+    assert main(["recommend", "--model", str(tmp_path), "--history", ",".join(history), "--k", "5", "--json",
+                 "--user-feature", "age=25", "--user-feature", "gender=F"]) == 0  # fmt: skip
+    got = [row["item_id"] for row in json.loads(capsys.readouterr().out)]
+    want, _ = model.recommend([tok.encode(history)], k=5, user_features=[[3, 1]])
+    assert got == tok.decode(want[0])
+    with pytest.raises(SystemExit, match="--user-feature 'age' is not NAME=VALUE"):
+        main(["recommend", "--model", str(tmp_path), "--history", "i3", "--user-feature", "age"])
+    with pytest.raises(SystemExit, match=r"unknown user feature\(s\) \['zip'\]"):
+        main(["recommend", "--model", str(tmp_path), "--history", "i3", "--user-feature", "zip=1"])
+
+
 def test_ml1m_partial_timestamps_give_unknown_context_where_the_files_have_no_time(ml1m_dir, beauty_dir):
     """`timestamps="partial"`: ML-1M's times for users 1-2,999 (ratings_users0001-2999.dat.gz, 487,650 lines joined
     on user and movie), 0 for the other 512,559 interactions, whose context ids are then all "unknown"."""
