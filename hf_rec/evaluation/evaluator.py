@@ -104,6 +104,15 @@ class _Collator:
         self.user_features = user_features
         self.interaction_features = interaction_features
 
+    def _aligned(self, rows: list[np.ndarray], indices: list[int], width: int) -> torch.Tensor:
+        """Per-item values of the rows (`[len(history), ...]` each) cut and left-padded with 0 like `input_ids`."""
+        out = torch.zeros(len(indices), width, *rows[indices[0]].shape[1:], dtype=torch.long)
+        for r, i in enumerate(indices):
+            values = rows[i][-self.max_length :] if self.max_length else rows[i]
+            if len(values):
+                out[r, width - len(values) :] = torch.from_numpy(values)
+        return out
+
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         hists = [self.histories[i] for i in indices]
         windows = [h[-self.max_length :] if self.max_length else h for h in hists]
@@ -121,24 +130,14 @@ class _Collator:
             "index": torch.tensor(indices, dtype=torch.long),
         }
         if self.times is not None:
-            timestamps = torch.zeros(len(indices), width, dtype=torch.long)
-            for r, i in enumerate(indices):
-                t = self.times[i][-self.max_length :] if self.max_length else self.times[i]
-                if len(t):
-                    timestamps[r, width - len(t) :] = torch.from_numpy(t)
+            timestamps = self._aligned(self.times, indices, width)
             if self.target_times is not None:
                 timestamps = torch.cat([timestamps, torch.from_numpy(self.target_times[indices])[:, None]], dim=1)
             batch["timestamps"] = timestamps
         if self.user_features is not None:
             batch["user_features"] = torch.from_numpy(self.user_features[indices])
-        if self.interaction_features is not None:  # [B, width, n], aligned with input_ids
-            n = self.interaction_features[indices[0]].shape[1]
-            values = torch.zeros(len(indices), width, n, dtype=torch.long)
-            for r, i in enumerate(indices):
-                f = self.interaction_features[i][-self.max_length :] if self.max_length else self.interaction_features[i]
-                if len(f):
-                    values[r, width - len(f) :] = torch.from_numpy(f)
-            batch["interaction_features"] = values
+        if self.interaction_features is not None:  # [B, width, n]
+            batch["interaction_features"] = self._aligned(self.interaction_features, indices, width)
         if self.with_history:
             hwidth = max(1, max(len(h) for h in hists))
             history = torch.full((len(indices), hwidth), -1, dtype=torch.long)
