@@ -204,8 +204,8 @@ def _column_values(cols: dict, kind: str, name: str, numeric: bool = False) -> d
     for row, (owner, cell) in enumerate(zip(cols[kind], cols["columns"][name])):
         single = kind == "user" or numeric
         parsed = [] if cell is None else [cell] if single else [v.strip() for v in cell.split("|") if v.strip()]
-        if numeric and parsed and not bucket_id([], parsed[0]):
-            raise ValueError(f"{cols['where'](row)}: {name}={cell!r} is not a number (numeric_feature_buckets names {name!r})")
+        if numeric and parsed:
+            _check_number(cols, row, name, cell)
         if values.setdefault(owner, parsed) != parsed:
             raise ValueError(
                 f"{cols['where'](row)}: {kind} {owner!r} has {name}={cell!r}, but {'|'.join(values[owner])!r} on an "
@@ -214,13 +214,18 @@ def _column_values(cols: dict, kind: str, name: str, numeric: bool = False) -> d
     return values
 
 
+def _check_number(cols: dict, row: int, name: str, cell: str) -> None:
+    if not bucket_id([], cell):  # 0: not a finite number
+        raise ValueError(f"{cols['where'](row)}: {name}={cell!r} is not a number (numeric_feature_buckets names {name!r})")
+
+
 def _interaction_values(cols: dict, name: str, numeric: bool) -> np.ndarray:
     """Per-interaction feature column `name`: one raw value per line (None where empty); numbers where `numeric`."""
     values = cols["columns"][name]
     if numeric:
         for row, cell in enumerate(values):
-            if cell is not None and not bucket_id([], cell):
-                raise ValueError(f"{cols['where'](row)}: {name}={cell!r} is not a number (numeric_feature_buckets names {name!r})")
+            if cell is not None:
+                _check_number(cols, row, name, cell)
     return np.asarray(values, dtype=object)
 
 
