@@ -675,3 +675,86 @@ def test_onnx_export_of_a_user_token_model(tmp_path):
     model = trained_like(make_model("sasrec", **FEATURES, user_features_fusion="prefix"))
     config = export_onnx(model, tmp_path, check_users=32, k=5)
     assert config["check"]["same_top_k"] == 32 and config["check"]["max_abs_user_vector_diff"] < 1e-4
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_items_added_after_training_are_scored_from_their_features(family, tmp_path):
+    """`add_items` on an ID model with item features in the scores: the old items' scores do not move, a new item is
+    scored from its features alone (by hand: the mean of its genre vectors; no decade), exactly like a
+    held-out item with the same features (`map_untrained_items`), and the grown model saves and reloads."""
+    model = featured_model(family).eval()
+    tables = model.features.item_tables
+    with torch.no_grad():  # "no value" rows stay zero in training (padding_idx); trained_like moved them
+        for table in tables.values():
+            table.weight[0] = 0.0
+    input_ids, attention_mask = model.histories_to_inputs(HISTORIES[:2])
+    with torch.no_grad():
+        before = model(input_ids, attention_mask).logits
+    new = model.add_items(2, {"genre": [[1, 2], [5, 0]]})
+    assert new == [VOCAB_SIZE, VOCAB_SIZE + 1] and model.config.vocab_size == VOCAB_SIZE + 2
+    assert model.features.item_feature_ids("decade")[new].tolist() == [[0], [0]]  # not given: no value
+    with torch.no_grad():
+        after = model(input_ids, attention_mask).logits
+        users = model._score_space(model.get_user_embeddings(input_ids, attention_mask))
+        by_hand = torch.stack([(tables["genre"].weight[1] + tables["genre"].weight[2]) / 2, tables["genre"].weight[5]])
+    torch.testing.assert_close(after[:, :VOCAB_SIZE], before, rtol=0, atol=1e-6)  # a wider matmul: rounding only
+    torch.testing.assert_close(after[:, new], users @ model._score_space(by_hand).T)
+    # a held-out item given the second new item's features scores the same
+    held_out = 7
+    with torch.no_grad():
+        for name in ("genre", "decade"):
+            model.features.item_feature_ids(name)[held_out] = model.features.item_feature_ids(name)[new[1]]
+    model.map_untrained_items([held_out])
+    with torch.no_grad():
+        logits = model(input_ids, attention_mask).logits
+    torch.testing.assert_close(logits[:, held_out], logits[:, new[1]], rtol=0, atol=1e-6)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequentialRecommendation.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids, attention_mask).logits, logits, rtol=0, atol=0)
+    assert loaded.recommend([HISTORIES[0]], k=VOCAB_SIZE)[0].tolist()[0].count(new[0]) == 1  # recommendable
+
+
+def test_adding_items_refuses_bad_input_and_changes_nothing():
+    model = featured_model("sasrec")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for bad, match in [({"genre": [[1, 2, 3, 4]]}, "at most 3"), ({"colour": [[1]]}, "unknown item feature"),
+                       ({"genre": [[9]]}, r"outside \[0, 6\)"), ({"genre": [[1], [2]]}, "expected 1 rows")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            model.add_items(1, bad)
+    with pytest.raises(ValueError, match="num_items must be >= 1"):
+        model.add_items(0)
+    assert model.config.vocab_size == VOCAB_SIZE
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    plain = make_model("sasrec", item_features=FEATURES["item_features"])  # features only on the input side
+    with pytest.raises(ValueError, match="has none for a new item"):
+        plain.add_items(1, {"genre": [[1]]})
+
+
+def test_add_cold_items_keeps_model_and_tokenizer_in_sync(tmp_path):
+    """`add_cold_items` on an ID model: the tokenizer encodes the new items' raw values with the training
+    vocabularies (an unknown value warns and is left out), the model gets the same value ids, both save and reload."""
+    from hf_rec.evaluation.cold_start import add_cold_items
+
+    tok = ItemTokenizer(["a", "b", "c"], item_features={"genre": {"a": ["Drama", "Comedy"], "c": ["Drama"]},
+                                                        "price": {"a": [5], "b": [15], "c": [25]}},
+                        item_bucket_edges={"price": [10.0, 20.0]})  # fmt: skip
+    model = make_model("sasrec", vocab_size=tok.vocab_size, mask_token_id=tok.mask_token_id,
+                       item_features_in_scores=True, **tok.feature_config())  # fmt: skip
+    for name in tok.item_feature_names:
+        model.features.set_item_feature_ids(name, torch.from_numpy(tok.item_feature_ids(name)))
+    with pytest.warns(UserWarning, match="'Horror' of new item 0 is unknown"):
+        new = add_cold_items(model, tok, ["d", "e"], features=[{"genre": ["Comedy", "Horror"], "price": 12.5},
+                                                                {"genre": "Drama"}])  # fmt: skip
+    assert new == [5, 6] and tok.encode(["d", "e"]) == new  # after the mask token (4)
+    assert tok.item_feature_ids("genre")[new].tolist() == [[1, 0], [2, 0]]  # Comedy = 1, Drama = 2
+    assert tok.item_feature_ids("price")[new].tolist() == [[2], [0]]  # 12.5 in [10, 20): bucket 2
+    for name in tok.item_feature_names:
+        assert model.features.item_feature_ids(name).tolist() == tok.item_feature_ids(name).tolist()
+    with pytest.raises(ValueError, match="already in the tokenizer"):
+        add_cold_items(model, tok, ["d"], features=[{}])
+    with pytest.raises(ValueError, match="at most 2 per item"):
+        add_cold_items(model, tok, ["f"], features=[{"genre": ["Comedy", "Drama", "Comedy"]}])
+    assert model.config.vocab_size == tok.vocab_size == 7  # the refused calls changed neither
+    tok.save_pretrained(tmp_path)
+    assert ItemTokenizer.from_pretrained(tmp_path).item_feature_ids("genre").tolist() == tok.item_feature_ids("genre").tolist()

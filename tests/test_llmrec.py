@@ -552,3 +552,16 @@ def test_item_and_user_features_in_the_text_model(mode, backbones, item_tokenize
         torch.testing.assert_close(loaded.get_user_embeddings(history, user_features=users[:4],
                                                               interaction_features=ratings[:4]), a)  # fmt: skip
         torch.testing.assert_close(loaded.get_item_embeddings(), model.get_item_embeddings())
+    # items added by text get their feature values too: same text, kinds 2 and 1 -> vectors that differ by exactly
+    # the difference of the two kinds' vectors
+    a = loaded.add_items(["red guitar music"], item_feature_ids={"kind": [[2]]})
+    b = loaded.add_items(["red guitar music"], item_feature_ids={"kind": [[1]]})
+    assert (a, b) == ([item_tokenizer.vocab_size], [item_tokenizer.vocab_size + 1])
+    kind = loaded.features.item_tables["kind"].weight
+    with torch.no_grad():
+        texts, features = loaded._item_vectors(), loaded.features.item_vectors()
+        assert loaded.get_item_embeddings().shape[0] == item_tokenizer.vocab_size + 2
+    torch.testing.assert_close(texts[a], texts[b])
+    torch.testing.assert_close(features[a] - features[b], (kind[2] - kind[1])[None])
+    with pytest.raises(ValueError, match="at most 1 value"):
+        loaded.add_items(["red guitar music"], item_feature_ids={"kind": [[1, 2]]})

@@ -334,6 +334,41 @@ class ItemTokenizer:
             out["interaction_features"] = values["interaction"]
         return out
 
+    def encode_item_features(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """Per new item ``{feature name: value or list of values}`` -> ``{name: [len(items), max_values]}`` value ids
+        (0 = none), the ``item_feature_ids`` a model's ``add_items`` takes. A feature not given has no value; a value
+        the vocabulary lacks (or, for a numeric feature, that is not a number) is dropped with a warning; more values
+        than the model holds per item is an error naming the item."""
+        if isinstance(items, Mapping):
+            raise TypeError("item features must be a list with one mapping name -> values per new item")
+        widths = {n: spec["max_values"] for n, spec in (self.feature_config()["item_features"] or {}).items()}
+        out = {name: np.zeros((len(items), width), dtype=np.int64) for name, width in widths.items()}
+        for row, values in enumerate(items):
+            if not isinstance(values, Mapping):
+                raise TypeError(f"item features of new item {row} must be a mapping name -> values, got {type(values).__name__}")
+            stray = sorted(set(values) - set(widths))
+            if stray:
+                raise ValueError(f"new item {row}: unknown item feature(s) {stray} (this tokenizer has {list(widths)})")
+            for name, given in values.items():
+                given = [] if given is None else [given] if isinstance(given, str) or not isinstance(given, Sequence) else given
+                ids = []
+                for value in given:
+                    if name in self._item_edges:
+                        value_id = bucket_id(self._item_edges[name], value)
+                    else:
+                        vocab = self._item_vocab[name]
+                        value_id = vocab.index(str(value)) + 1 if str(value) in vocab else 0
+                    if value_id:
+                        ids.append(value_id)
+                    else:
+                        warnings.warn(f"item feature {name!r}: value {value!r} of new item {row} is unknown to this "
+                                      "tokenizer; left out", UserWarning, stacklevel=2)  # fmt: skip
+                if len(ids) > widths[name]:
+                    raise ValueError(f"new item {row}: {len(ids)} values of item feature {name!r}, but a model of this "
+                                     f"tokenizer holds at most {widths[name]} per item")  # fmt: skip
+                out[name][row, : len(ids)] = ids
+        return out
+
     def encode_user_features(self, values: Mapping[str, Any]) -> list[int]:
         """``{feature name: raw value}`` -> one value id per user feature (``user_feature_names`` order). A feature
         not given, or a value the vocabulary lacks, is 0 ("unknown"); unseen values warn."""
@@ -434,14 +469,22 @@ class ItemTokenizer:
         raw_ids: Iterable[Any],
         texts: Mapping[str, str | None] | Sequence[str | None] | None = None,
         *,
+        features: Sequence[Mapping[str, Any]] | None = None,
         exist_ok: bool = False,
     ) -> list[int]:
         """Add new items after the mask id; returns their indices.
 
-        Ids already present raise ValueError unless ``exist_ok=True`` (then their current index is
-        returned and their text, if given, is left unchanged)."""
+        ``features``: one mapping ``{item feature name: value or list of values}`` per id, encoded with the
+        vocabularies of training (:meth:`encode_item_features`). Ids already present raise ValueError unless
+        ``exist_ok=True`` (then their current index is returned and their text and features, if given, are left
+        unchanged)."""
         _check_ids_iterable(raw_ids, "add_items")
         ids = _raw_ids(raw_ids, "add_items")
+        feature_ids = None
+        if features is not None:
+            if isinstance(features, Mapping) or len(features) != len(ids):
+                raise ValueError(f"features must be a list with one mapping per item being added ({len(ids)})")
+            feature_ids = self.encode_item_features(features)
         if texts is not None and not isinstance(texts, Mapping):
             texts = list(texts)
             if len(texts) != len(ids):
@@ -461,7 +504,7 @@ class ItemTokenizer:
             if stray:
                 raise ValueError(f"texts has id(s) that are not being added: {stray[:5]}")
         out = []
-        for raw in ids:
+        for pos, raw in enumerate(ids):
             if raw in self._index:
                 out.append(self._index[raw])
                 continue
@@ -471,6 +514,10 @@ class ItemTokenizer:
             out.append(idx)
             if texts is not None and texts.get(raw) is not None:
                 self._texts[idx] = str(texts[raw])
+            for name, rows in (feature_ids or {}).items():
+                values = [int(v) for v in rows[pos] if v]
+                if values:
+                    self._item_values[name][idx] = values
         return out
 
     # ------------------------------------------------------------- serialisation

@@ -1,11 +1,13 @@
 """Cold-start evaluation: hold out a seeded fraction of items from training and score the users whose test item is
-one of them; `add_cold_items`, which adds items to a text model and its `ItemTokenizer` together; and
+one of them; `add_cold_items`, which adds items (by text or by their features) to a model and its `ItemTokenizer`
+together; and
 `truncate_histories`, which turns every user of a split into a cold user with only their most recent items."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 
 __all__ = ["cold_start_split", "add_cold_items", "truncate_histories"]
 
@@ -48,26 +50,37 @@ def cold_start_split(splits, tokenizer, fraction: float, seed: int = 0):
     return train_splits, cold_test, sorted(cold)
 
 
-def add_cold_items(model, tokenizer, raw_ids: Sequence, texts: Sequence[str]) -> list[int]:
-    """Add new items to a text model (`model.add_items(texts)`) and to its `ItemTokenizer` (`add_items(raw_ids,
-    texts)`), checking that both give the same indices. Returns the new indices."""
-    raw_ids, texts = list(raw_ids), list(texts)
-    if len(raw_ids) != len(texts):
+def add_cold_items(
+    model, tokenizer, raw_ids: Sequence, texts: Sequence[str] | None = None, features: Sequence[Mapping] | None = None
+) -> list[int]:
+    """Add new items to a model and to its `ItemTokenizer` together, checking that both give the same indices; returns
+    the new indices. A text model (llmrec) needs their `texts`; an ID model scores them from their item `features`
+    (one mapping `{feature name: value or list of values}` per item; it needs `item_features_in_scores`), which a
+    text model with item features takes as well. Everything is checked before either side changes."""
+    raw_ids = list(raw_ids)
+    if texts is not None and len(texts) != len(raw_ids):
         raise ValueError(f"add_cold_items got {len(raw_ids)} ids but {len(texts)} texts")
-    if not hasattr(model, "add_items"):
-        raise TypeError(f"{type(model).__name__} cannot add items by text (use an llmrec model)")
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(
             f"model vocab_size={model.config.vocab_size} and tokenizer vocab_size={tokenizer.vocab_size} differ: "
             "they are out of sync"
         )
-    present = [r for r in raw_ids if str(r) in tokenizer]
-    if present:
-        raise ValueError(f"item id(s) already in the tokenizer: {present[:10]}")
-    indices = model.add_items(texts)
-    tokenizer_indices = tokenizer.add_items(raw_ids, texts)
-    if tokenizer_indices != indices:  # pragma: no cover - guarded by the vocab_size check above
-        raise RuntimeError(f"model indices {indices} and tokenizer indices {tokenizer_indices} differ")
+    staged = type(tokenizer).from_dict(tokenizer.to_dict())  # the tokenizer's checks (and warnings) on a copy first
+    indices = staged.add_items(raw_ids, texts, features=features)
+    feature_ids = None
+    if features is not None:
+        feature_ids = {name: staged.item_feature_ids(name)[indices] for name in staged.item_feature_names}
+    if getattr(model.config, "model_type", None) == "llmrec":
+        if texts is None:
+            raise ValueError("a text model adds items by their texts: pass texts=[...]")
+        model_indices = model.add_items(list(texts), item_feature_ids=feature_ids)
+    else:
+        model_indices = model.add_items(len(raw_ids), item_feature_ids=feature_ids)
+    if model_indices != indices:  # pragma: no cover - guarded by the vocab_size check above
+        raise RuntimeError(f"model indices {model_indices} and tokenizer indices {indices} differ")
+    with warnings.catch_warnings():  # the same unknown values were reported by the copy
+        warnings.simplefilter("ignore")
+        tokenizer.add_items(raw_ids, texts, features=features)
     return indices
 
 

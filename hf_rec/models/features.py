@@ -132,6 +132,34 @@ class FeatureEmbeddings(nn.Module):
         _check_value_ids(ids, self.item_tables[name].num_embeddings, f"item feature {name!r}")
         buffer.copy_(ids)
 
+    def check_new_item_feature_ids(self, num_items: int, item_feature_ids) -> dict[str, torch.Tensor]:
+        """`{name: [num_items, <= max_values] value ids}` of items being added -> `{name: [num_items, max_values]}`
+        for every item feature (a feature not given: no value), or a ValueError naming the feature."""
+        given = dict(item_feature_ids or {})
+        stray = sorted(set(given) - set(self.item_names))
+        if stray:
+            raise ValueError(f"unknown item feature(s) {stray} (this model has {self.item_names})")
+        out = {}
+        for name in self.item_names:
+            buffer = self.item_feature_ids(name)
+            ids = torch.as_tensor(given.get(name, torch.zeros(num_items, 0)), dtype=torch.long)
+            if ids.dim() != 2 or ids.shape[0] != num_items:
+                raise ValueError(f"item feature {name!r}: expected {num_items} rows of value ids, got shape {tuple(ids.shape)}")
+            if ids.shape[1] > buffer.shape[1]:
+                raise ValueError(f"item feature {name!r}: the model holds at most {buffer.shape[1]} value(s) per item, "
+                                 f"got {ids.shape[1]}")  # fmt: skip
+            _check_value_ids(ids, self.item_tables[name].num_embeddings, f"item feature {name!r}")
+            out[name] = torch.nn.functional.pad(ids, (0, buffer.shape[1] - ids.shape[1]))
+        return out
+
+    def add_items(self, num_items: int, item_feature_ids=None) -> None:
+        """Append `num_items` rows to the item feature buffers (items added after training); see
+        `check_new_item_feature_ids` for `item_feature_ids`."""
+        rows = self.check_new_item_feature_ids(num_items, item_feature_ids)
+        for name, ids in rows.items():
+            buffer = self.item_feature_ids(name)
+            self.register_buffer(f"item_feature_ids_{name}", torch.cat([buffer, ids.to(buffer.device)]))
+
     def item_vectors(self, item_ids: torch.Tensor | None = None) -> torch.Tensor | None:
         """`[...] item indices` (default: every item) -> `[..., dim]` sum over item features (None without any)."""
         out = None

@@ -124,6 +124,9 @@ class SequentialRecommenderMixin:
     def get_output_embeddings(self):
         return self.item_head
 
+    def set_output_embeddings(self, new_embeddings):
+        self.item_head = new_embeddings
+
     def _item_vectors(self) -> torch.Tensor:
         """`[vocab_size, hidden]` item vectors as the model holds them (the tied item embedding)."""
         return self.item_head.weight
@@ -289,6 +292,30 @@ class SequentialRecommenderMixin:
         if indices and getattr(self.config, "item_features_in_scores", False):
             with torch.no_grad():
                 self._item_vectors()[indices] = 0.0
+
+    def add_items(self, num_items: int, item_feature_ids=None) -> list[int]:
+        """Add `num_items` items after training (cold start); returns their indices (`vocab_size`, `vocab_size + 1`,
+        ...). An ID model has no vector for an item it never saw, so it needs `config.item_features_in_scores`: a new
+        item gets a zero ID vector and is scored from its features alone (what `item_id_dropout` trains for).
+        `item_feature_ids`: `{item feature name: [num_items, <= max_values] value ids}` (0 = none; a feature not given
+        has no value), e.g. from `ItemTokenizer.encode_item_features`. Keep the `ItemTokenizer` in sync with
+        `hf_rec.evaluation.cold_start.add_cold_items`, which does both."""
+        num_items = _integer(num_items, "num_items", "an integer")
+        if num_items < 1:
+            raise ValueError(f"num_items must be >= 1, got {num_items}")
+        if not (getattr(self.config, "item_features_in_scores", False) and getattr(self.config, "item_features", None)):
+            raise ValueError(
+                f"{type(self).__name__} scores items by their trained ID vectors and has none for a new item: train "
+                "with item features in the scores (model.item_features_in_scores) or use a text model (llmrec)"
+            )
+        features = self._feature_module()
+        rows = features.check_new_item_feature_ids(num_items, item_feature_ids)  # before anything changes
+        start = self.config.vocab_size
+        self.resize_token_embeddings(start + num_items, mean_resizing=False)
+        with torch.no_grad():
+            self._item_vectors()[start:] = 0.0
+        features.add_items(num_items, rows)
+        return list(range(start, start + num_items))
 
     def _candidate_mask_for(self, device):
         mask = getattr(self, "_candidate_mask", None)

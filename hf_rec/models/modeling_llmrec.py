@@ -287,12 +287,14 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
                                       config.max_text_length, config.text_batch_size)
 
     # -- cold start ------------------------------------------------------------------------------------------------
-    def add_items(self, texts: list[str]) -> list[int]:
+    def add_items(self, texts: list[str], item_feature_ids=None) -> list[int]:
         """Add items by their text (cold start); returns their new indices (`vocab_size`, `vocab_size + 1`, ...).
 
         The texts are encoded by the backbone (with LoRA in `lora` mode) and appended to the text table, so the new
-        items are scored and recommended right away. Keep an `ItemTokenizer` in sync with
-        `ItemTokenizer.add_items(raw_ids, texts)` (or use `hf_rec.models.add_items_with_tokenizer`).
+        items are scored and recommended right away. A model with item features takes the new items' value ids as
+        `item_feature_ids` (`{name: [len(texts), <= max_values]}`, see `SequentialRecommenderMixin.add_items`). Keep
+        an `ItemTokenizer` in sync with `ItemTokenizer.add_items(raw_ids, texts, features=...)` (or use
+        `hf_rec.evaluation.cold_start.add_cold_items`, which does both).
         """
         if isinstance(texts, str):
             raise TypeError(f"add_items takes a list of texts, not one string: pass [{texts!r}]")
@@ -301,6 +303,11 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
             return []
         if any(not t for t in texts):
             raise ValueError("add_items got an empty text")
+        features = self._feature_module()
+        if features is not None:
+            feature_rows = features.check_new_item_feature_ids(len(texts), item_feature_ids)  # before anything changes
+        elif item_feature_ids:
+            raise ValueError("item_feature_ids given, but this model has no item features")
         items = self.model.items
         if items.cache_stale:
             items.refresh_cache()
@@ -309,6 +316,8 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         start = self.config.vocab_size
         items.grow(embeddings, tokens)
         self.config.vocab_size = start + len(texts)
+        if features is not None:
+            features.add_items(len(texts), feature_rows)
         new_indices = list(range(start, start + len(texts)))
         self.map_untrained_items(new_indices)
         return new_indices
