@@ -1,7 +1,7 @@
 """Cold-start evaluation: hold out a seeded fraction of items from training and score the users whose test item is
 one of them; `add_cold_items`, which adds items (by text or by their features) to a model and its `ItemTokenizer`
-together; and
-`truncate_histories`, which turns every user of a split into a cold user with only their most recent items."""
+together; and `truncate_histories`, which turns every user of a split into a cold user with only their most recent
+items."""
 
 from __future__ import annotations
 
