@@ -342,6 +342,7 @@ def test_training_with_every_feature_reloads_to_its_metrics(ml100k_dir, tmp_path
             "scored item vectors; user features age (7 values), gender (2 values), occupation (21 values); context "
             "hour, weekday, gap from each interaction's time (0 = unknown); interaction features rating (5 values) of "
             "each history item") in card  # fmt: skip
+    assert "new items can be added by their item features" in " ".join(card.split())
 
 
 @pytest.mark.parametrize("family", FAMILIES)

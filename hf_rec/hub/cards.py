@@ -131,6 +131,8 @@ def render_model_card(
         best_epoch=results.get("best_epoch"),
         has_plot=True,
         side_information=side_information(model_config),
+        features_in_scores=bool((model_config or {}).get("item_features_in_scores")
+                                and (model_config or {}).get("item_features")),
         max_history=(model_config or {}).get("max_position_embeddings")
         or run_config.get("model", {}).get("max_position_embeddings"),
         model_config=yaml.safe_dump(run_config.get("model", {}), default_flow_style=True, width=10_000).strip(),
