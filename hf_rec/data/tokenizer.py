@@ -95,6 +95,14 @@ def bucket_id(edges: Sequence[float], value: Any) -> int:
     return int(np.searchsorted(np.asarray(edges, dtype=float), number, side="right")) + 1
 
 
+def _value_id(vocab: Sequence[str], edges: Sequence[float] | None, value: Any) -> int:
+    """A raw feature value's id: its bucket for a numeric feature (`edges`), else its vocabulary position + 1; 0 when
+    it is not a number / not in the vocabulary."""
+    if edges is not None:
+        return bucket_id(edges, value)
+    return vocab.index(str(value)) + 1 if str(value) in vocab else 0
+
+
 def _checked_edges(edges: Mapping[str, Sequence[float]] | None, features: Mapping | None, kind: str) -> dict:
     out = {}
     for name, e in (edges or {}).items():
@@ -350,14 +358,13 @@ class ItemTokenizer:
             if stray:
                 raise ValueError(f"new item {row}: unknown item feature(s) {stray} (this tokenizer has {list(widths)})")
             for name, given in values.items():
-                given = [] if given is None else [given] if isinstance(given, str) or not isinstance(given, Sequence) else given
+                if given is None:
+                    given = []
+                elif isinstance(given, str) or not isinstance(given, Sequence):  # one value
+                    given = [given]
                 ids = []
                 for value in given:
-                    if name in self._item_edges:
-                        value_id = bucket_id(self._item_edges[name], value)
-                    else:
-                        vocab = self._item_vocab[name]
-                        value_id = vocab.index(str(value)) + 1 if str(value) in vocab else 0
+                    value_id = _value_id(self._item_vocab[name], self._item_edges.get(name), value)
                     if value_id:
                         ids.append(value_id)
                     else:
@@ -391,19 +398,12 @@ class ItemTokenizer:
         out = []
         for name, vocab in vocabularies.items():
             value = values.get(name)
-            if value is None:
-                out.append(0)
-            elif name in edges:
-                out.append(bucket_id(edges[name], value))
-                if not out[-1]:
-                    warnings.warn(f"{kind} feature {name!r} is numeric; {value!r} is not a number, treated as unknown",
-                                  UserWarning, stacklevel=3)  # fmt: skip
-            elif str(value) in vocab:
-                out.append(vocab.index(str(value)) + 1)
-            else:
-                warnings.warn(f"{kind} feature {name!r}: value {value!r} was not seen in training; treated as unknown",
-                              UserWarning, stacklevel=3)  # fmt: skip
-                out.append(0)
+            out.append(0 if value is None else _value_id(vocab, edges.get(name), value))
+            if value is not None and not out[-1]:
+                message = (f"{kind} feature {name!r} is numeric; {value!r} is not a number, treated as unknown"
+                           if name in edges else
+                           f"{kind} feature {name!r}: value {value!r} was not seen in training; treated as unknown")
+                warnings.warn(message, UserWarning, stacklevel=3)
         return out
 
     # ------------------------------------------------------------ encode / decode

@@ -152,10 +152,9 @@ class FeatureEmbeddings(nn.Module):
             out[name] = torch.nn.functional.pad(ids, (0, buffer.shape[1] - ids.shape[1]))
         return out
 
-    def add_items(self, num_items: int, item_feature_ids=None) -> None:
-        """Append `num_items` rows to the item feature buffers (items added after training); see
-        `check_new_item_feature_ids` for `item_feature_ids`."""
-        rows = self.check_new_item_feature_ids(num_items, item_feature_ids)
+    def add_items(self, rows: dict[str, torch.Tensor]) -> None:
+        """Append the rows of items added after training to the item feature buffers; `rows` is what
+        `check_new_item_feature_ids` returned (callers check before they change anything else)."""
         for name, ids in rows.items():
             buffer = self.item_feature_ids(name)
             self.register_buffer(f"item_feature_ids_{name}", torch.cat([buffer, ids.to(buffer.device)]))

@@ -314,7 +314,7 @@ class SequentialRecommenderMixin:
         self.resize_token_embeddings(start + num_items, mean_resizing=False)
         with torch.no_grad():
             self._item_vectors()[start:] = 0.0
-        features.add_items(num_items, rows)
+        features.add_items(rows)
         return list(range(start, start + num_items))
 
     def _candidate_mask_for(self, device):

@@ -317,7 +317,7 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         items.grow(embeddings, tokens)
         self.config.vocab_size = start + len(texts)
         if features is not None:
-            features.add_items(len(texts), feature_rows)
+            features.add_items(feature_rows)
         new_indices = list(range(start, start + len(texts)))
         self.map_untrained_items(new_indices)
         return new_indices
