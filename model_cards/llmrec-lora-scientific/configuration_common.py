@@ -10,6 +10,10 @@ from transformers import PreTrainedConfig
 
 LOSS_TYPES = ("ce", "bce", "sampled_softmax", "gbce")
 NEGATIVE_SAMPLING = ("uniform", "popularity")
+#: what `context_features` may name: hour of day (UTC), day of week, and the log2-bucketed gap in seconds
+CONTEXT_FEATURES = ("hour", "weekday", "gap")
+#: how user features enter the sequence: added at every position, or a position (token) of their own
+USER_FEATURES_FUSION = ("add", "prefix")
 
 
 class SequentialRecommenderConfig(PreTrainedConfig):
@@ -47,6 +51,30 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         score_temperature (`float`, *optional*):
             `None` scores an item by the dot product of user and item vectors. A number τ scores by their cosine
             similarity divided by τ (UniSRec / Recformer use 0.07), in training, evaluation and `recommend` alike.
+        item_features (`dict`, *optional*):
+            Categorical item features as inputs, `{name: {"vocab_size": V, "max_values": M}}` (value id 0 = none;
+            up to `M` values per item, e.g. a film's genres). The values of each item are a buffer of the model
+            (`ItemTokenizer.item_feature_ids` fills it). `None`: no item feature (see `features.py`).
+        item_features_in_scores (`bool`, *optional*, defaults to `False`):
+            Also add the item-feature vectors to the item vectors that are scored, so that an item never trained on
+            (cold start) is scored from its features.
+        item_id_dropout (`float`, *optional*, defaults to 0.0):
+            With `item_features_in_scores`, the share of items whose ID vector is left out of the scored table at
+            each training step (DropoutNet, Volkovs et al. 2017): the model learns to score an item from its features
+            alone, as it must for an item never trained on (whose ID vector is zero).
+        user_features (`dict`, *optional*):
+            Categorical user features, `{name: {"vocab_size": V}}`, given to `forward` / `recommend` as
+            `user_features` (one value id per feature, 0 = unknown).
+        user_features_fusion (`str`, *optional*, defaults to `"add"`):
+            How user features enter the sequence: `"add"` adds their vector at every position; `"prefix"` gives them
+            a position of their own right before the oldest item (a user token every item attends to; a history that
+            fills all positions gives up its oldest item for it), so a user without history is still encoded.
+        context_features (`list[str]`, *optional*):
+            Context read from the `timestamps` input: any of `"hour"`, `"weekday"`, `"gap"` (see `features.py`).
+        interaction_features (`dict`, *optional*):
+            Categorical features of each interaction of the history (the rating given, the device used),
+            `{name: {"vocab_size": V}}`, given as `interaction_features` `[batch, seq_len, n]` aligned with the
+            inputs (0 = unknown) and added to each item's input.
     """
 
     def __init__(
@@ -64,9 +92,21 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         score_temperature: float | None = None,
         tie_word_embeddings: bool = True,
+        item_features: dict | None = None,
+        item_features_in_scores: bool = False,
+        item_id_dropout: float = 0.0,
+        user_features: dict | None = None,
+        user_features_fusion: str = "add",
+        context_features: list[str] | None = None,
+        interaction_features: dict | None = None,
         **kwargs,
     ):
         _check_int("vocab_size", vocab_size, minimum=2)
+        _check_features(item_features, user_features, context_features, interaction_features)
+        _check_choice("user_features_fusion", user_features_fusion, USER_FEATURES_FUSION)
+        _check_probability("item_id_dropout", item_id_dropout)
+        if item_id_dropout and not item_features_in_scores:
+            raise ValueError("item_id_dropout needs item_features_in_scores: true (the features score a dropped item)")
         _check_int("hidden_size", hidden_size, minimum=1)
         _check_int("max_position_embeddings", max_position_embeddings, minimum=1)
         _check_choice("loss_type", loss_type, LOSS_TYPES)
@@ -102,6 +142,14 @@ class SequentialRecommenderConfig(PreTrainedConfig):
         self.initializer_range = initializer_range
         self.score_temperature = None if score_temperature is None else float(score_temperature)
         self.tie_word_embeddings = tie_word_embeddings
+        # empty means off: stored as None so that a config without features serialises as before
+        self.item_features = {k: dict(v) for k, v in item_features.items()} if item_features else None
+        self.item_features_in_scores = bool(item_features_in_scores)
+        self.item_id_dropout = float(item_id_dropout)
+        self.user_features = {k: dict(v) for k, v in user_features.items()} if user_features else None
+        self.user_features_fusion = user_features_fusion
+        self.context_features = list(context_features) if context_features else None
+        self.interaction_features = {k: dict(v) for k, v in interaction_features.items()} if interaction_features else None
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
     @property
@@ -118,6 +166,29 @@ class SequentialRecommenderConfig(PreTrainedConfig):
 def _check_int(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_features(item_features, user_features, context_features, interaction_features) -> None:
+    for field, specs, keys in (("item_features", item_features, ("vocab_size", "max_values")),
+                               ("user_features", user_features, ("vocab_size",)),
+                               ("interaction_features", interaction_features, ("vocab_size",))):  # fmt: skip
+        if specs is None:
+            continue
+        if not isinstance(specs, dict):
+            raise ValueError(f"{field} must be a mapping feature name -> {{{', '.join(keys)}}}, got {specs!r}")
+        for name, spec in specs.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"{field}: feature names must be identifiers, got {name!r}")
+            if not isinstance(spec, dict) or set(spec) != set(keys):
+                raise ValueError(f"{field}[{name!r}] must be {{{', '.join(keys)}}}, got {spec!r}")
+            for key in keys:
+                _check_int(f"{field}[{name!r}][{key!r}]", spec[key], minimum=2 if key == "vocab_size" else 1)
+    if context_features is not None and (
+        isinstance(context_features, str)
+        or not all(c in CONTEXT_FEATURES for c in context_features)
+        or len(set(context_features)) != len(context_features)
+    ):
+        raise ValueError(f"context_features must list distinct names of {', '.join(CONTEXT_FEATURES)}, got {context_features!r}")
 
 
 def _check_choice(name: str, value, choices) -> None:

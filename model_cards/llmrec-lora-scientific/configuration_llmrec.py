@@ -62,9 +62,9 @@ class LLMRecConfig(TransformerRecommenderConfig):
             through the backbone with gradients (a random subset, `mode="lora"`); the batch's other items and all
             negatives are read from the cached item table (updated with every fresh encoding, re-encoded before
             each evaluation). `None`: every distinct item of the batch.
-        backbone_dropout (`float`, *optional*): Sets every dropout rate of the backbone's config (`mode="lora"`);
-            `0.0` makes a training step's fresh item encodings comparable with the cached table, which is encoded
-            without dropout. `None`: the backbone's own rates.
+        backbone_dropout (`float`, *optional*): Sets every dropout rate of the backbone's config (`mode="lora"`),
+            e.g. `0.0` so that a step's fresh encodings are computed like the cached table's (no measurable change on
+            Amazon Scientific). `None`: the backbone's own rates.
         backbone_gradient_checkpointing (`bool`, *optional*, defaults to `False`): Recompute backbone activations in
             the backward pass (`mode="lora"`).
         backbone_bf16 (`bool`, *optional*, defaults to `True`): Run the backbone under bf16 autocast on CUDA.
@@ -102,6 +102,8 @@ class LLMRecConfig(TransformerRecommenderConfig):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if self.item_id_dropout:
+            raise ValueError("item_id_dropout is for ID models: a text model scores untrained items from their text")
         if isinstance(backbone_name_or_path, os.PathLike):
             backbone_name_or_path = os.fspath(backbone_name_or_path)
         if backbone_name_or_path is not None and not isinstance(backbone_name_or_path, str):

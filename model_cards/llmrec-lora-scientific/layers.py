@@ -182,16 +182,24 @@ class RecTransformerModelMixin:
     def set_input_embeddings(self, value):
         self.embeddings.item_embeddings = value
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        feature_embeddings: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): Left-padded item indices.
             attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items (and mask
                 tokens), 0 for padding. Defaults to `input_ids != pad_token_id`.
+            feature_embeddings (`torch.FloatTensor` of shape `(batch_size, seq_len, hidden_size)`, *optional*): Side
+                information added to the item inputs (the head's `features` module computes it).
         """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        hidden_states = self.encoder(self.embeddings(input_ids, attention_mask), attention_mask)
+        hidden_states = self.encoder(self.embeddings(input_ids, attention_mask, feature_embeddings), attention_mask)
         return BaseModelOutput(last_hidden_state=hidden_states)
 
 

@@ -424,8 +424,7 @@ class LLMRecItemEncoder(nn.Module):
         lengths = mask.sum(1)
         states = torch.zeros(len(mask), int(lengths.max().clamp(min=1)), self.config.text_hidden_size,
                              device=mask.device)
-        rows = torch.nonzero(lengths > 0).squeeze(1)
-        rows = rows[torch.argsort(lengths[rows], stable=True)]  # similar lengths together: little padding
+        rows = self._rows_by_length()
         base = self.backbone.get_base_model()
         was_training = base.training
         base.eval()
@@ -438,6 +437,12 @@ class LLMRecItemEncoder(nn.Module):
             ).float()
         base.train(was_training)
         return states
+
+    def _rows_by_length(self) -> torch.Tensor:
+        """The items that have a text, shortest first: batches of similar lengths carry little padding."""
+        lengths = self.text_attention_mask.sum(1)
+        rows = torch.nonzero(lengths > 0).squeeze(1)
+        return rows[torch.argsort(lengths[rows], stable=True)]
 
     @torch.no_grad()
     def _check_layer_split(self) -> None:
@@ -467,9 +472,7 @@ class LLMRecItemEncoder(nn.Module):
             return
         was_training = self.backbone.training
         self.backbone.eval()
-        lengths = self.text_attention_mask.sum(1)
-        rows = torch.nonzero(lengths > 0).squeeze(1)
-        rows = rows[torch.argsort(lengths[rows], stable=True)]  # similar lengths in a batch: little padding
+        rows = self._rows_by_length()
         sharded = num_processes > 1 and gather is not None and len(rows) > 0
         if sharded:  # equal contiguous shares (the last padded with its final row) so the gather lines up
             share = -(-len(rows) // num_processes)

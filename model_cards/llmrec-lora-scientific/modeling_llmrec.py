@@ -36,6 +36,7 @@ from transformers import AutoConfig
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_llmrec import LLMRecConfig, default_pooling
+from .features import build_feature_embeddings, with_features
 from .layers import RecTransformerEncoder, reversed_position_ids
 from .llmrec_text import (
     LLMRecItemEncoder,
@@ -97,6 +98,7 @@ class LLMRecModel(LLMRecPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         item_table: torch.Tensor | None = None,
+        feature_embeddings: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutput:
         r"""
@@ -105,15 +107,23 @@ class LLMRecModel(LLMRecPreTrainedModel):
             attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for items.
             item_table (`torch.FloatTensor` of shape `(vocab_size, hidden_size)`, *optional*): Item vectors to read
                 (defaults to the cached table).
+            feature_embeddings (`torch.FloatTensor` of shape `(batch_size, seq_len, hidden_size)`, *optional*): Side
+                information added to the item inputs (the head's `features` module computes it).
         """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         if item_table is None:
             item_table = self.items.cached_table()
         positions = reversed_position_ids(input_ids.shape[1], self.config.max_position_embeddings, input_ids.device)
-        embeddings = item_table[input_ids] * self.scale + self.position_embeddings(positions)[None]
+        embeddings = with_features(item_table[input_ids], feature_embeddings) * self.scale + self.position_embeddings(positions)[None]
         embeddings = self.dropout(embeddings) * attention_mask[..., None].to(embeddings.dtype)  # [B, L, H]
         return BaseModelOutput(last_hidden_state=self.encoder(embeddings, attention_mask))
+
+    def get_input_embeddings(self):
+        # None: items are read from one table built from the texts (and IDs) by `items`, not from an embedding layer
+        # called in forward. (FSDP2 under accelerate gives a model's input embedding a unit of its own, resharded
+        # after its own forward, which the item table's direct read of the ID weights would find sharded.)
+        return None
 
 
 class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTrainedModel):
@@ -130,6 +140,7 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
     def __init__(self, config: LLMRecConfig):
         super().__init__(config)
         self.model = LLMRecModel(config)
+        self.features = build_feature_embeddings(config)
         self._backbone_tokenizer = None
         self._source_dir = None
         self.post_init()
@@ -145,6 +156,9 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
             base.pooler = None
         for module in base.modules():
             module._llmrec_backbone = True
+        # The backbone's blocks (LlamaDecoderLayer, BertLayer, ...): what FSDP shards as units and device maps keep
+        # whole, without naming them in the launch config.
+        self._no_split_modules = list(getattr(base, "_no_split_modules", None) or [])
         self.model.items.attach_lora_backbone(base)
         for module in self.model.items.backbone.modules():
             module._llmrec_backbone = True
@@ -273,12 +287,14 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
                                       config.max_text_length, config.text_batch_size)
 
     # -- cold start ------------------------------------------------------------------------------------------------
-    def add_items(self, texts: list[str]) -> list[int]:
+    def add_items(self, texts: list[str], item_feature_ids=None) -> list[int]:
         """Add items by their text (cold start); returns their new indices (`vocab_size`, `vocab_size + 1`, ...).
 
         The texts are encoded by the backbone (with LoRA in `lora` mode) and appended to the text table, so the new
-        items are scored and recommended right away. Keep an `ItemTokenizer` in sync with
-        `ItemTokenizer.add_items(raw_ids, texts)` (or use `hf_rec.models.add_items_with_tokenizer`).
+        items are scored and recommended right away. A model with item features takes the new items' value ids as
+        `item_feature_ids` (`{name: [len(texts), <= max_values]}`, see `SequentialRecommenderMixin.add_items`). Keep
+        an `ItemTokenizer` in sync with `ItemTokenizer.add_items(raw_ids, texts, features=...)` (or use
+        `hf_rec.evaluation.cold_start.add_cold_items`, which does both).
         """
         if isinstance(texts, str):
             raise TypeError(f"add_items takes a list of texts, not one string: pass [{texts!r}]")
@@ -287,6 +303,11 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
             return []
         if any(not t for t in texts):
             raise ValueError("add_items got an empty text")
+        features = self._feature_module()
+        if features is not None:
+            feature_rows = features.check_new_item_feature_ids(len(texts), item_feature_ids)  # before anything changes
+        elif item_feature_ids:
+            raise ValueError("item_feature_ids given, but this model has no item features")
         items = self.model.items
         if items.cache_stale:
             items.refresh_cache()
@@ -295,12 +316,14 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         start = self.config.vocab_size
         items.grow(embeddings, tokens)
         self.config.vocab_size = start + len(texts)
+        if features is not None:
+            features.add_items(feature_rows)
         new_indices = list(range(start, start + len(texts)))
-        self.map_items_from_text(new_indices)
+        self.map_untrained_items(new_indices)
         return new_indices
 
     @torch.no_grad()
-    def map_items_from_text(self, indices) -> None:
+    def map_untrained_items(self, indices) -> None:
         """Give items never trained on (held-out cold items, items just added) their text-mapped vector: for `"id"`,
         the text -> ID map refitted on the other items; other representations already score such items from their
         text, so nothing changes."""
@@ -322,6 +345,9 @@ class LLMRecForSequentialRecommendation(SequentialRecommenderMixin, LLMRecPreTra
         if not mode and self.training and self.model.items.backbone is not None:
             self.model.items.cache_stale = True
         return super().train(mode)
+
+    def get_output_embeddings(self):
+        return None  # scores are dot products with the item vectors (`_item_vectors`), not a separate output layer
 
     def _item_vectors(self) -> torch.Tensor:
         """`[V, H]` item vectors from the (refreshed) cached text table."""
