@@ -24,10 +24,24 @@ def load_runs(folders: list[str]) -> list[tuple[str, dict]]:
     for folder in map(Path, folders):
         path = folder / "metrics.json"
         if path.is_file():
-            runs.append((folder.name, json.loads(path.read_text())))
-        elif (interrupted := load_interrupted_run(folder)) is not None:
-            runs.append((folder.name, interrupted))
+            m = json.loads(path.read_text())
+        elif (m := load_interrupted_run(folder)) is None:
+            continue
+        m["init_from"] = first_stage_name(folder)
+        runs.append((folder.name, m))
     return runs
+
+
+def first_stage_name(folder: Path) -> str | None:
+    """The run folder name a two-stage run started from (`training.init_from`: `runs/X` or `runs/X/best_model`)."""
+    import yaml
+
+    config = folder / "training_config.yaml"
+    init_from = (yaml.safe_load(config.read_text()) or {}).get("training", {}).get("init_from") if config.is_file() else None
+    if not init_from:
+        return None
+    path = Path(init_from)
+    return path.parent.name if path.name == "best_model" else path.name
 
 
 def load_interrupted_run(folder: Path) -> dict | None:
@@ -88,8 +102,24 @@ def epoch_seconds(history: list[dict], paused_factor: float | None = None) -> tu
     return [median if s > paused_factor * median else s for s in seconds], replaced
 
 
+def time_curves(runs: list[tuple[str, dict]], paused_factor: float | None = None) -> dict[str, tuple[list, list]]:
+    """Per run: the minutes of training at each validated epoch and the validation NDCG@10 there. A second stage
+    (`training.init_from` one of `runs`) starts where its first stage's training ended."""
+    total = {name: sum(epoch_seconds(m["history"], paused_factor)[0]) for name, m in runs}
+    curves = {}
+    for name, m in runs:
+        seconds, xs, ys = total.get(m.get("init_from"), 0.0), [], []
+        for h, epoch_time in zip(m["history"], epoch_seconds(m["history"], paused_factor)[0]):
+            seconds += epoch_time
+            if METRIC in h.get("validation", {}):
+                xs.append(seconds / 60)
+                ys.append(h["validation"][METRIC])
+        curves[name] = (xs, ys)
+    return curves
+
+
 def plot_quality_vs_time(runs: list[tuple[str, dict]], path: str | Path, paused_factor: float | None = None) -> Path:
-    """Validation NDCG@10 after each evaluated epoch against the cumulative training seconds of its run."""
+    """Validation NDCG@10 after each evaluated epoch against training time (`time_curves`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,14 +127,9 @@ def plot_quality_vs_time(runs: list[tuple[str, dict]], path: str | Path, paused_
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     markers = itertools.cycle("os^Dvx*")
+    curves = time_curves(runs, paused_factor)
     for name, m in runs:
-        seconds, xs, ys = 0.0, [], []
-        per_epoch, _ = epoch_seconds(m["history"], paused_factor)
-        for h, epoch_time in zip(m["history"], per_epoch):
-            seconds += epoch_time
-            if METRIC in h.get("validation", {}):
-                xs.append(seconds / 60)
-                ys.append(h["validation"][METRIC])
+        xs, ys = curves[name]
         ax.plot(xs, ys, marker=next(markers), markersize=3, label=f"{name} (test {fmt(m['test'].get(METRIC))})")
     ax.set_xlabel("training time (minutes, evaluation excluded)")
     ax.set_ylabel(f"validation {METRIC} (full ranking)")

@@ -307,10 +307,24 @@ def test_collect_results_tables_and_plots_finished_runs(finished_run, tmp_path):
     assert f"| {results['test']['ndcg@10']:.4f} |" in row and f"| {results['best_epoch']} / 2 |" in row
     png = collect.plot_quality_vs_time(runs, tmp_path / "q.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # The same run as if it had been killed before writing metrics.json: history and best epoch come from the last
-    # checkpoint, the test metrics from `hf-rec evaluate --output RUN/test_metrics.json` on best_model.
+    # A second stage started from this run (training.init_from=<run>/best_model) is drawn after all of its training.
     import shutil
 
+    stage2 = tmp_path / "stage2"
+    stage2.mkdir()
+    shutil.copy(out / "metrics.json", stage2)
+    config = yaml.safe_load((out / "training_config.yaml").read_text())
+    config["training"]["init_from"] = str(out / "best_model")
+    (stage2 / "training_config.yaml").write_text(yaml.safe_dump(config))
+    runs2 = collect.load_runs([str(out), str(stage2)])
+    assert runs2[1][1]["init_from"] == out.name and runs2[0][1]["init_from"] is None
+    curves = collect.time_curves(runs2)
+    epochs = [h["train_seconds"] / 60 for h in results["history"]]
+    assert curves[out.name][0] == pytest.approx([epochs[0], epochs[0] + epochs[1]])
+    assert curves["stage2"][0] == pytest.approx([sum(epochs) + epochs[0], 2 * sum(epochs)])
+    assert curves["stage2"][1] == [h["validation"]["ndcg@10"] for h in results["history"]]
+    # The same run as if it had been killed before writing metrics.json: history and best epoch come from the last
+    # checkpoint, the test metrics from `hf-rec evaluate --output RUN/test_metrics.json` on best_model.
     from hf_rec.cli import main as cli_main
 
     killed = tmp_path / "killed"
