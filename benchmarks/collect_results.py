@@ -37,7 +37,9 @@ def first_stage_name(folder: Path) -> str | None:
     import yaml
 
     config = folder / "training_config.yaml"
-    init_from = (yaml.safe_load(config.read_text()) or {}).get("training", {}).get("init_from") if config.is_file() else None
+    if not config.is_file():
+        return None
+    init_from = (yaml.safe_load(config.read_text()) or {}).get("training", {}).get("init_from")
     if not init_from:
         return None
     path = Path(init_from)
@@ -105,11 +107,12 @@ def epoch_seconds(history: list[dict], paused_factor: float | None = None) -> tu
 def time_curves(runs: list[tuple[str, dict]], paused_factor: float | None = None) -> dict[str, tuple[list, list]]:
     """Per run: the minutes of training at each validated epoch and the validation NDCG@10 there. A second stage
     (`training.init_from` one of `runs`) starts where its first stage's training ended."""
-    total = {name: sum(epoch_seconds(m["history"], paused_factor)[0]) for name, m in runs}
+    per_epoch = {name: epoch_seconds(m["history"], paused_factor)[0] for name, m in runs}
     curves = {}
     for name, m in runs:
-        seconds, xs, ys = total.get(m.get("init_from"), 0.0), [], []
-        for h, epoch_time in zip(m["history"], epoch_seconds(m["history"], paused_factor)[0]):
+        first_stage = m.get("init_from")
+        seconds, xs, ys = sum(per_epoch[first_stage]) if first_stage in per_epoch else 0.0, [], []
+        for h, epoch_time in zip(m["history"], per_epoch[name]):
             seconds += epoch_time
             if METRIC in h.get("validation", {}):
                 xs.append(seconds / 60)
